@@ -1,0 +1,109 @@
+"""``simtools classify``: labels and probabilities for texts, from a model or an index."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .common import emit_json, friendly_errors, read_texts
+
+# Texts classified per batch when reading stdin: bounds memory on endless input.
+BATCH = 100_000
+
+
+def _load(model_dir: str | None, index_dir: str | None,
+          options: dict[str, Any]) -> tuple[Callable[[list[str]], Any], list[str]]:
+    """The chosen classifier's ``predict_proba`` and its label names, loaded once."""
+    if index_dir is None:
+        # The student runtime is numpy-only: no scikit-learn, scipy or torch on this path.
+        from simtools.classify.student import StudentClassifier, default_model_path
+
+        model = StudentClassifier.load(model_dir or default_model_path())
+        return model.predict_proba, list(model.labels)
+    from simtools.classify.knn import index_classifier
+    from simtools.index import Index
+
+    index = Index.load(index_dir)
+    if options["metric"]:
+        index = index.with_metric(options["metric"])
+    clf = index_classifier(index, mode=options["mode"], k=options["k"], weights=options["weights"])
+    return clf.predict_proba, [str(c) for c in clf.classes_]
+
+
+def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json: bool) -> str:
+    import numpy as np
+
+    top_k = max(1, min(top_k, len(labels)))
+    order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
+    names = np.asarray(labels, dtype=object)
+    if as_json:
+        import json
+
+        lines = []
+        for text, row, best in zip(texts, proba.tolist(), order):
+            probabilities = {labels[j]: round(row[j], 6) for j in best}
+            lines.append(json.dumps({"text": text, "label": labels[best[0]],
+                                     "probabilities": probabilities}, ensure_ascii=False))
+        return "\n".join(lines) + "\n"
+    columns = []
+    for j in range(top_k):
+        columns.append(names[order[:, j]])
+        columns.append(np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0].tolist())
+    rows = zip(*columns, texts)
+    pair = "\t".join(["{}\t{:.3f}"] * top_k)
+    template = pair + "\t{}\n"
+    return "".join(template.format(*row) for row in rows)
+
+
+@click.command("classify")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--model", "model_dir", type=click.Path(file_okay=False),
+              help="A model folder from `simtools distill` [default: the bundled BBC News model].")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False),
+              help="Classify by neighbours in this index instead of with a model.")
+@click.option("--mode", type=click.Choice(["auto", "knn", "nearest"]), default="auto",
+              show_default=True, help="With --index: k-NN vote, nearest document, or auto "
+              "(nearest when each label has one document, e.g. Wikipedia pages).")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="With --index: voters.")
+@click.option("--weights", type=click.Choice(["uniform", "distance"]), default="uniform",
+              show_default=True, help="With --index: k-NN vote weights.")
+@click.option("--metric", type=click.Choice(["cosine", "euclidean", "normalized_euclidean",
+                                             "inner_product"]), default=None,
+              help="With --index: rank under this metric [default: the index's own].")
+@click.option("--top-k", type=int, default=None,
+              help="Labels shown per text, most probable first [default: 1; all with --json].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per text, one per line.")
+@friendly_errors
+def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: str | None,
+                     mode: str, k: int, weights: str, metric: str | None, top_k: int | None,
+                     as_json: bool) -> None:
+    """Label each TEXT ('-' reads one text per line from stdin).
+
+    Without --model or --index it uses the bundled BBC News topic model (business,
+    entertainment, politics, sport, tech), offline. Each output line is
+    LABEL<TAB>PROBABILITY[<TAB>LABEL<TAB>PROBABILITY...]<TAB>TEXT.
+
+    \b
+    Examples:
+      simtools classify "Shares fell after the bank cut its profit forecast"
+      simtools classify --top-k 3 --json "The striker scored twice in the cup final"
+      cat tweets.txt | simtools classify - --model my-model > labels.tsv
+      simtools classify "great racket skills at the net" --index wiki-index
+    """
+    if model_dir and index_dir:
+        raise click.UsageError("give either --model or --index, not both")
+    if top_k is None:
+        top_k = 1_000_000 if as_json else 1
+    if top_k < 1:
+        raise click.BadParameter(f"must be at least 1, got {top_k}", param_hint="--top-k")
+    options = {"mode": mode, "k": k, "weights": weights, "metric": metric}
+    all_texts = read_texts(texts)
+    predict_proba, labels = _load(model_dir, index_dir, options)
+    out = sys.stdout
+    for start in range(0, len(all_texts), BATCH):
+        batch = all_texts[start:start + BATCH]
+        out.write(_format(batch, predict_proba(batch), labels, top_k, as_json))
+    out.flush()

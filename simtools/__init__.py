@@ -1,0 +1,49 @@
+"""simtools: similarity search and text classification, fast and offline.
+
+The public names load lazily, so ``import simtools`` is cheap and never imports torch::
+
+    import simtools
+    index = simtools.Index("tfidf", metric="cosine")
+    index.add_texts(["a text about tennis", "a text about football"], labels=["tennis", "football"])
+    index.search(["tennis racket"], k=1)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+
+__all__ = [
+    "Index",
+    "KNNClassifier",
+    "Metric",
+    "NearestDocumentClassifier",
+    "StudentClassifier",
+    "__version__",
+    "load_encoder",
+    "make_encoder",
+    "pairwise",
+]
+
+_LAZY = {
+    "Index": "simtools.index.store",
+    "Metric": "simtools.metrics",
+    "pairwise": "simtools.metrics",
+    "KNNClassifier": "simtools.classify.knn",
+    "NearestDocumentClassifier": "simtools.classify.knn",
+    "StudentClassifier": "simtools.classify.student",
+    "make_encoder": "simtools.encoders",
+    "load_encoder": "simtools.encoders.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simtools' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

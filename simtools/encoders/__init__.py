@@ -1,0 +1,59 @@
+"""Encoders turn texts into vectors; every one follows :class:`~simtools.encoders.base.Encoder`.
+
+This package's ``__init__`` imports nothing heavy: the numpy-only student runtime lives here
+too, and ``simtools classify`` must start without scikit-learn, scipy or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["ENCODER_NAMES", "CountEncoder", "Encoder", "load_encoder", "make_encoder"]
+
+_LAZY = {
+    "Encoder": "simtools.encoders.base",
+    "load_encoder": "simtools.encoders.base",
+    "CountEncoder": "simtools.encoders.count",
+}
+
+#: Names accepted by :func:`make_encoder` (and the CLI's ``--encoder``), with what they build.
+ENCODER_NAMES = {
+    "count": "word counts (CountVectorizer): the raw bag of words",
+    "tfidf": "word unigrams and bigrams, TF-IDF weighted",
+    "hashing": "word counts hashed into 2^20 columns: no vocabulary, streams",
+    "char": "character 2-4-grams within words, TF-IDF (any script, typos)",
+    "minilm": "all-MiniLM-L6-v2 sentence embeddings, 384-d (needs simtools[teacher])",
+    "student": "the bundled distilled student's embeddings; student:DIR for another model",
+}
+
+
+def make_encoder(name: str) -> Any:
+    """A new, unfitted encoder from a short name (see :data:`ENCODER_NAMES`)."""
+    from .count import CountEncoder
+
+    kind, _, argument = name.partition(":")
+    if kind == "count":
+        return CountEncoder("count")
+    if kind == "tfidf":
+        return CountEncoder("tfidf", ngram_range=(1, 2), sublinear_tf=True)
+    if kind == "hashing":
+        return CountEncoder("hashing")
+    if kind == "char":
+        return CountEncoder("tfidf", analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+    if kind == "minilm":
+        from .teacher import SentenceEncoder
+
+        return SentenceEncoder()
+    if kind == "student":
+        from .student import StudentEncoder
+
+        return StudentEncoder.from_model(argument or None)
+    valid = ", ".join(sorted(ENCODER_NAMES))
+    raise ValueError(f"unknown encoder {name!r}; valid values are {valid} (or student:DIR)")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simtools.encoders' has no attribute {name!r}")

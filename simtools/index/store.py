@@ -1,0 +1,378 @@
+"""The metric-aware index: an encoder, a search backend, and ids, labels, titles and metadata.
+
+The user picks a metric; the index decides how to serve it. Cosine and normalised Euclidean
+are inner product over unit vectors (so FAISS and BLAS serve them alike), Euclidean is squared
+L2 turned back into a distance, inner product is served as is. Scores come back in the metric's
+own terms: cosine similarity, Euclidean distance, ``1 - ||a^ - b^||`` or the dot product.
+
+A saved index is a folder::
+
+    config.json        kind "index", format_version, metric, backend, counts
+    documents.jsonl    one line per vector: id, title, label, metadata
+    encoder/           the fitted encoder (absent for a vectors-only index)
+    vectors.npy | vectors.safetensors | index.faiss    the backend's files
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_k, check_texts, check_vectors, is_sparse
+from ..metrics import Metric, l2_normalize, row_norms
+from ..persistence import FormatError, atomic_folder, read_config, write_json
+from .backend import Backend, BackendKind, InnerMetric
+
+__all__ = ["Index", "Neighbour"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Neighbour:
+    """One search result: the document's id, its score under the index metric, and metadata."""
+
+    id: str
+    score: float
+    title: str | None = None
+    label: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "label": self.label, "score": self.score}
+
+
+def _make_backend(kind: BackendKind, dim: int, inner: InnerMetric, sparse: bool,
+                  options: dict[str, Any]) -> Backend:
+    if kind is BackendKind.EXACT:
+        from .exact import ExactDense, ExactSparse
+
+        if sparse:
+            return ExactSparse(dim, inner)
+        # On a GPU machine exact dense search runs on every GPU through FAISS.
+        if _gpu_available():
+            from .faiss_backend import make_backend
+
+            return make_backend("flat", dim, inner.value)
+        return ExactDense(dim, inner)
+    if sparse:
+        raise ValueError(f"backend {kind.value!r} needs dense vectors, but this encoder is sparse; "
+                         "use backend='exact', or a dense encoder (minilm, student)")
+    from .faiss_backend import make_backend
+
+    return make_backend(kind.value, dim, inner.value, **options)
+
+
+def _gpu_available() -> bool:
+    """A FAISS GPU build and at least one GPU (a GPU build without a GPU reports 0)."""
+    import importlib.util
+
+    if importlib.util.find_spec("faiss") is None:
+        return False
+    import faiss
+
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def _load_backend(folder: Path, config: dict[str, Any], mmap: bool) -> Backend:
+    if config.get("kind") == BackendKind.EXACT.value:
+        from .exact import ExactDense, ExactSparse
+
+        cls = ExactSparse if config.get("sparse") else ExactDense
+        return cls.load(folder, config, mmap=mmap)
+    from .faiss_backend import load_backend
+
+    return load_backend(folder, config, mmap=mmap)
+
+
+class Index:
+    """A k-NN index over texts (through an encoder) or over raw vectors.
+
+    Parameters
+    ----------
+    encoder : an :class:`~simtools.encoders.base.Encoder` (fitted, or fitted on the first
+        :meth:`add_texts`), a name for :func:`~simtools.encoders.make_encoder`, or ``None`` for
+        a vectors-only index.
+    metric : "cosine" (default), "euclidean", "normalized_euclidean" or "inner_product".
+    backend : "exact" (default: BLAS or sparse scipy), "flat", "hnsw" or "ivf" (FAISS; dense only).
+    **options : backend knobs, e.g. ``ef_search`` for HNSW, ``nprobe`` for IVF.
+    """
+
+    def __init__(self, encoder: Any = None, *, metric: str | Metric = "cosine",
+                 backend: str | BackendKind = "exact", **options: Any) -> None:
+        if isinstance(encoder, str):
+            from ..encoders import make_encoder
+
+            encoder = make_encoder(encoder)
+        self.encoder = encoder
+        self.metric = check_choice(metric, Metric, name="metric")
+        self.backend_kind = check_choice(backend, BackendKind, name="backend")
+        self.options = options
+        self._backend: Backend | None = None
+        self.ids: list[str] = []
+        self.titles: list[str | None] = []
+        self.labels: list[str | None] = []
+        self.metadata: list[dict[str, Any]] = []
+        self._next_id = 0
+        # Norms of the vectors as added (before normalisation): with them, the raw vectors and
+        # every metric can be recovered from a cosine index (see simtools.compare).
+        self._norms = np.zeros(0, dtype=np.float32)
+
+    # -- sizes ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int | None:
+        return None if self._backend is None else self._backend.dim
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the index stores sparse vectors (count, tf-idf and hashing encoders)."""
+        return bool(getattr(self._backend, "sparse", False))
+
+    @property
+    def inner_metric(self) -> InnerMetric:
+        return InnerMetric.L2 if self.metric is Metric.EUCLIDEAN else InnerMetric.IP
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode(self, texts: Any, *, what: str = "text") -> Any:
+        """Vectors for ``texts`` as the index stores them (normalised for cosine).
+
+        A text that encodes to a zero vector (empty, or no token the encoder knows) is an error.
+        """
+        if self.encoder is None:
+            raise ValueError("this index was built from vectors, not texts; pass vectors instead")
+        texts = check_texts(texts, name=what + "s")
+        from sklearn.utils.validation import check_is_fitted
+
+        try:
+            check_is_fitted(self.encoder)
+        except Exception:  # NotFittedError: fit on the first texts the index sees
+            self.encoder.fit(texts)
+        vectors = self.encoder.encode(texts)
+        zero = np.flatnonzero(row_norms(vectors) == 0)
+        if len(zero):
+            sample = texts[zero[0]]
+            raise ValueError(f"{len(zero)} {what}(s) have no token this encoder knows, e.g. "
+                             f"{sample[:60]!r}; use longer text, or an encoder with character "
+                             "n-grams (--encoder char) or a dense one (--encoder student)")
+        return vectors
+
+    def stored_vectors(self, *, raw: bool = False) -> Any:
+        """Every stored vector in position order (dense or CSR); ``raw`` undoes normalisation."""
+        X = getattr(self._backend, "vectors", None)
+        if X is None:
+            raise ValueError(f"the {self.backend_kind.value!r} backend does not keep its vectors; "
+                             "use an index built with backend='exact'")
+        if raw and self.metric.normalizes:
+            scale = self._norms.astype(np.float32)[:, None]
+            X = X.multiply(scale).tocsr() if is_sparse(X) else X * scale
+        return X
+
+    def with_metric(self, metric: str | Metric) -> Index:
+        """The same documents under another metric (a new exact index, rebuilt from raw vectors)."""
+        metric = check_choice(metric, Metric, name="metric")
+        if metric is self.metric:
+            return self
+        other = Index(self.encoder, metric=metric, backend=self.backend_kind, **self.options)
+        other.add_vectors(self.stored_vectors(raw=True), ids=self.ids, labels=self.labels,
+                          titles=self.titles, metadata=self.metadata)
+        other._next_id = self._next_id
+        return other
+
+    def _prepare(self, vectors: Any) -> Any:
+        vectors = check_vectors(vectors, dim=self.dim)
+        if self.metric.normalizes:
+            if (row_norms(vectors) == 0).any():
+                raise ValueError(f"a zero vector has no direction, so {self.metric.value} is "
+                                 "undefined for it; drop zero rows or use metric='euclidean'")
+            vectors = l2_normalize(vectors)
+            vectors = vectors if is_sparse(vectors) else np.ascontiguousarray(vectors, np.float32)
+        return vectors
+
+    # -- adding and removing ----------------------------------------------------------------
+    def add_texts(self, texts: Sequence[str], *, ids: Sequence[str] | None = None,
+                  labels: Sequence[str | None] | None = None,
+                  titles: Sequence[str | None] | None = None,
+                  metadata: Sequence[dict[str, Any]] | None = None) -> list[str]:
+        """Encode and add texts; returns their ids (given, or numbered from 0)."""
+        return self.add_vectors(self.encode(texts, what="document"), ids=ids, labels=labels,
+                                titles=titles, metadata=metadata)
+
+    def add_vectors(self, vectors: Any, *, ids: Sequence[str] | None = None,
+                    labels: Sequence[str | None] | None = None,
+                    titles: Sequence[str | None] | None = None,
+                    metadata: Sequence[dict[str, Any]] | None = None) -> list[str]:
+        """Add vectors (dense ``(n, dim)`` or sparse) with optional ids, labels, titles, metadata."""
+        vectors = check_vectors(vectors, dim=self.dim)
+        norms = row_norms(vectors).astype(np.float32)
+        vectors = self._prepare(vectors)
+        n = vectors.shape[0]
+        new_ids = self._new_ids(n, ids)
+        columns = {"labels": labels, "titles": titles, "metadata": metadata}
+        for name, column in columns.items():
+            if column is not None and len(column) != n:
+                raise ValueError(f"got {n} vectors but {len(column)} {name}; give one per vector")
+        if self._backend is None:
+            self._backend = _make_backend(self.backend_kind, vectors.shape[1], self.inner_metric,
+                                          is_sparse(vectors), self.options)
+        elif is_sparse(vectors) != self.sparse:
+            raise ValueError("cannot mix sparse and dense vectors in one index")
+        self._backend.add(vectors)
+        self._norms = np.concatenate([self._norms, norms])
+        self.ids.extend(new_ids)
+        self.labels.extend([_opt_str(x) for x in labels] if labels is not None else [None] * n)
+        self.titles.extend(list(titles) if titles is not None else [None] * n)
+        self.metadata.extend([dict(m) for m in metadata] if metadata is not None else [{}] * n)
+        return new_ids
+
+    def _new_ids(self, n: int, ids: Sequence[str] | None) -> list[str]:
+        if ids is None:
+            new = [str(self._next_id + i) for i in range(n)]
+            self._next_id += n
+        else:
+            new = [str(i) for i in ids]
+            if len(new) != n:
+                raise ValueError(f"got {n} vectors but {len(new)} ids; give one id per vector")
+        existing = set(self.ids)
+        if len(set(new)) != len(new) or existing.intersection(new):
+            dup = next(i for i in new if i in existing or new.count(i) > 1)
+            raise ValueError(f"id {dup!r} is already in the index (ids must be unique); "
+                             "remove it first or choose another id")
+        return new
+
+    def remove(self, ids: Iterable[str]) -> int:
+        """Remove documents by id; returns how many were removed. Unknown ids are an error."""
+        wanted = [str(i) for i in ids]
+        where = {doc_id: pos for pos, doc_id in enumerate(self.ids)}
+        missing = [i for i in wanted if i not in where]
+        if missing:
+            raise KeyError(f"unknown id(s) {missing[:5]}; nothing was removed")
+        positions = np.array(sorted({where[i] for i in wanted}), dtype=np.int64)
+        if len(positions) == 0:
+            return 0
+        assert self._backend is not None
+        self._backend.remove(positions)
+        self._norms = np.delete(self._norms, positions)
+        drop = set(positions.tolist())
+        for column in (self.ids, self.titles, self.labels, self.metadata):
+            column[:] = [x for pos, x in enumerate(column) if pos not in drop]
+        return len(positions)
+
+    # -- searching --------------------------------------------------------------------------
+    def _scores_to_metric(self, raw: np.ndarray) -> np.ndarray:
+        if self.metric is Metric.EUCLIDEAN:
+            return np.sqrt(np.maximum(raw, 0))
+        if self.metric is Metric.NORMALIZED_EUCLIDEAN:
+            return 1.0 - np.sqrt(np.maximum(2.0 - 2.0 * raw, 0))
+        if self.metric is Metric.COSINE:
+            return np.clip(raw, -1.0, 1.0)
+        return raw
+
+    def search_vectors(self, vectors: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, positions)``, each ``(n_queries, k)``, best first, for raw query vectors."""
+        if self._backend is None or len(self) == 0:
+            raise ValueError("the index is empty; add documents before searching")
+        k = check_k(k, len(self))
+        queries = self._prepare(vectors)
+        raw, positions = self._backend.search(queries, k)
+        return self._scores_to_metric(raw).astype(np.float32), positions
+
+    def search(self, queries: Any, k: int = 10) -> list[list[Neighbour]]:
+        """The ``k`` nearest documents to each query text (or query vector), best first."""
+        is_text = isinstance(queries, (list, tuple)) and queries and isinstance(queries[0], str)
+        if isinstance(queries, str):
+            raise TypeError("queries must be a list of strings; wrap a single query in a list")
+        vectors = self.encode(queries, what="query") if is_text else queries
+        scores, positions = self.search_vectors(vectors, k)
+        return [[self.neighbour(int(p), float(s)) for s, p in zip(row_s, row_p) if p >= 0]
+                for row_s, row_p in zip(scores, positions)]
+
+    def neighbour(self, position: int, score: float) -> Neighbour:
+        """The stored document at ``position`` as a :class:`Neighbour` with ``score``."""
+        return Neighbour(self.ids[position], score, self.titles[position], self.labels[position],
+                         self.metadata[position])
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index to the folder ``path`` atomically (an interrupted save changes nothing)."""
+        if self._backend is None:
+            raise ValueError("the index is empty; add documents before saving")
+        with atomic_folder(path) as tmp:
+            self.save_into(tmp)
+        return Path(path)
+
+    def save_into(self, folder: Path, *, on_write: Callable[[], None] | None = None) -> None:
+        """Write the index files into an existing (temporary) folder."""
+        assert self._backend is not None
+        backend_config = self._backend.save(folder)
+        np.save(folder / "norms.npy", self._norms, allow_pickle=False)
+        with open(folder / "documents.jsonl", "w", encoding="utf-8") as handle:
+            for row in zip(self.ids, self.titles, self.labels, self.metadata):
+                handle.write(json.dumps(dict(zip(("id", "title", "label", "metadata"), row)),
+                                        ensure_ascii=False) + "\n")
+        if self.encoder is not None:
+            (folder / "encoder").mkdir()
+            self.encoder.save_into(folder / "encoder")
+        write_json(folder / "config.json", {
+            "kind": "index", "format_version": FORMAT_VERSION, "metric": self.metric.value,
+            "backend": backend_config, "options": self.options, "count": len(self),
+            "next_id": self._next_id, "has_encoder": self.encoder is not None})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> Index:
+        """Read an index folder; corrupted, truncated or wrong-version folders raise FormatError."""
+        folder = Path(path)
+        config = read_config(folder, kind="index", versions=(FORMAT_VERSION,))
+        try:
+            index = cls(None, metric=config["metric"], backend=config["backend"]["kind"],
+                        **config.get("options", {}))
+            index._next_id = int(config["next_id"])
+            index._backend = _load_backend(folder, config["backend"], mmap)
+            count = int(config["count"])
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, FormatError):
+                raise
+            raise FormatError(f"{folder / 'config.json'} is inconsistent ({e}); rebuild the index") from e
+        index._read_documents(folder / "documents.jsonl")
+        try:
+            index._norms = np.load(folder / "norms.npy", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise FormatError(f"{folder / 'norms.npy'} is missing or corrupted; rebuild the index") from e
+        if len(index._norms) != count:
+            raise FormatError(f"{folder / 'norms.npy'} has {len(index._norms)} rows, expected {count}")
+        if len(index) != count or len(index._backend) != count:
+            raise FormatError(f"{folder} is inconsistent: config says {count} documents, "
+                              f"documents.jsonl has {len(index)}, vectors {len(index._backend)}; "
+                              "the folder is truncated or was edited — rebuild the index")
+        if config.get("has_encoder"):
+            from ..encoders.base import load_encoder
+
+            index.encoder = load_encoder(folder / "encoder")
+        return index
+
+    def _read_documents(self, path: Path) -> None:
+        number = 0
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, 1):
+                    row = json.loads(line)
+                    self.ids.append(str(row["id"]))
+                    self.titles.append(row.get("title"))
+                    self.labels.append(row.get("label"))
+                    self.metadata.append(row.get("metadata") or {})
+        except FileNotFoundError as e:
+            raise FormatError(f"{path} is missing; the index folder is incomplete") from e
+        except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
+            raise FormatError(f"{path} is corrupted near line {number} ({e}); rebuild the index") from e
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)

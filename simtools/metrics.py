@@ -1,0 +1,178 @@
+"""Distances and similarities between vectors, dense (numpy) and sparse (scipy), never densified.
+
+For vectors ``a`` and ``b``:
+
+- ``euclidean``: ``||a - b||``; grows with the length of a text when ``a`` holds raw counts.
+- ``cosine_similarity``: ``a.b / (||a|| ||b||)``; ``cosine_distance`` is ``1 - cosine_similarity``.
+- ``normalized_euclidean``: ``||a/||a|| - b/||b||||``, which equals ``sqrt(2 - 2 cos(a, b))`` and
+  so ranks exactly as cosine does; ``normalized_euclidean_similarity`` is ``1 - that``.
+- ``inner_product``: ``a.b``.
+
+Zero vectors (a text with no known token) have no direction. We define their cosine similarity
+to anything, themselves included, as 0 (orthogonal), the convention of
+``sklearn.metrics.pairwise.cosine_similarity``; so their cosine distance is 1 and their
+normalised Euclidean distance ``sqrt(2)``. No function here returns NaN for finite input.
+
+This module is the floor of the package: it imports nothing else of ours.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "Metric",
+    "PAIRWISE_METRICS",
+    "cosine_distance",
+    "cosine_similarity",
+    "euclidean",
+    "l2_normalize",
+    "normalized_euclidean",
+    "normalized_euclidean_similarity",
+    "pairwise",
+    "row_norms",
+]
+
+
+class Metric(str, Enum):
+    """How an index ranks neighbours; its ``score`` is what a search reports."""
+
+    COSINE = "cosine"  # score: cosine similarity, higher is nearer
+    EUCLIDEAN = "euclidean"  # score: Euclidean distance, lower is nearer
+    NORMALIZED_EUCLIDEAN = "normalized_euclidean"  # score: 1 - distance of unit vectors
+    INNER_PRODUCT = "inner_product"  # score: dot product, higher is nearer
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self is not Metric.EUCLIDEAN
+
+    @property
+    def normalizes(self) -> bool:
+        """Whether vectors are L2-normalised before they are stored or searched."""
+        return self in (Metric.COSINE, Metric.NORMALIZED_EUCLIDEAN)
+
+
+def _as_matrix(X: Any) -> Any:
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        return X
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"expected a vector or a matrix of shape (n, dim), got shape {X.shape}")
+    return X
+
+
+def row_norms(X: Any) -> np.ndarray:
+    """Euclidean norm of every row of a dense or sparse matrix, shape ``(n,)``."""
+    X = _as_matrix(X)
+    if sp.issparse(X):
+        return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    return np.sqrt(np.einsum("ij,ij->i", X, X))
+
+
+def l2_normalize(X: Any) -> Any:
+    """Rows scaled to unit length; zero rows stay zero. Sparse stays sparse (CSR)."""
+    X = _as_matrix(X)
+    norms = row_norms(X)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(X.dtype)
+    if sp.issparse(X):
+        return sp.csr_matrix(sp.diags(scale) @ X)
+    return X * scale[:, None]
+
+
+def _dot(X: Any, Y: Any) -> np.ndarray:
+    out = X @ Y.T
+    if sp.issparse(out):
+        out = out.toarray()
+    return np.asarray(out)
+
+
+def _block(X: Any, Y: Any, metric: str) -> np.ndarray:
+    if metric == "inner_product":
+        return _dot(X, Y)
+    if metric == "euclidean":
+        sq = row_norms(X)[:, None] ** 2 + row_norms(Y)[None, :] ** 2 - 2 * _dot(X, Y)
+        return np.sqrt(np.maximum(sq, 0))
+    cos = np.clip(_dot(l2_normalize(X), l2_normalize(Y)), -1.0, 1.0)
+    if metric == "cosine_similarity":
+        return cos
+    if metric == "cosine_distance":
+        return 1.0 - cos
+    dist = np.sqrt(np.maximum(2.0 - 2.0 * cos, 0))
+    if metric == "normalized_euclidean":
+        return dist
+    return 1.0 - dist  # normalized_euclidean_similarity
+
+
+PAIRWISE_METRICS = (
+    "euclidean",
+    "cosine_similarity",
+    "cosine_distance",
+    "normalized_euclidean",
+    "normalized_euclidean_similarity",
+    "inner_product",
+)
+
+
+def pairwise(X: Any, Y: Any | None = None, *, metric: str = "cosine_similarity",
+             batch_size: int = 4096) -> np.ndarray:
+    """Matrix of ``metric(X[i], Y[j])``, shape ``(len(X), len(Y))``, computed in row batches.
+
+    ``X`` and ``Y`` may each be dense or sparse; sparse input is never densified (only the
+    output block is dense). ``metric`` is one of :data:`PAIRWISE_METRICS`, named like the
+    one-pair functions of this module.
+    """
+    if metric not in PAIRWISE_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid values are {', '.join(PAIRWISE_METRICS)}")
+    X = _as_matrix(X)
+    Y = X if Y is None else _as_matrix(Y)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X has dimension {X.shape[1]} but Y has {Y.shape[1]}; they must match")
+    dtype = np.result_type(X.dtype, Y.dtype)
+    out = np.empty((X.shape[0], Y.shape[0]), dtype=dtype)
+    for start in range(0, X.shape[0], batch_size):
+        out[start:start + batch_size] = _block(X[start:start + batch_size], Y, metric)
+    return out
+
+
+def _one(a: Any, b: Any, metric: str) -> float:
+    A, B = _as_matrix(a), _as_matrix(b)
+    if A.shape[0] != 1 or B.shape[0] != 1:
+        raise ValueError(f"expected two single vectors, got shapes {A.shape} and {B.shape}; "
+                         "use pairwise() for matrices")
+    return float(pairwise(A, B, metric=metric)[0, 0])
+
+
+def euclidean(a: Any, b: Any) -> float:
+    """Euclidean distance ``||a - b||`` between two vectors (dense or 1-row sparse)."""
+    return _one(a, b, "euclidean")
+
+
+def cosine_similarity(a: Any, b: Any) -> float:
+    """Cosine of the angle between ``a`` and ``b``, in [-1, 1]; 0 when either is a zero vector."""
+    return _one(a, b, "cosine_similarity")
+
+
+def cosine_distance(a: Any, b: Any) -> float:
+    """``1 - cosine_similarity(a, b)``, in [0, 2]."""
+    return _one(a, b, "cosine_distance")
+
+
+def normalized_euclidean(a: Any, b: Any) -> float:
+    """Euclidean distance between ``a/||a||`` and ``b/||b||``, in [0, 2]."""
+    return _one(a, b, "normalized_euclidean")
+
+
+def normalized_euclidean_similarity(a: Any, b: Any) -> float:
+    """``1 - normalized_euclidean(a, b)``, in [-1, 1]; ranks exactly as cosine similarity."""
+    return _one(a, b, "normalized_euclidean_similarity")

@@ -116,6 +116,7 @@ class Index:
         self.options = options
         self._backend: Backend | None = None
         self.ids: list[str] = []
+        self._id_set: set[str] = set()  # the ids again, for O(1) duplicate checks on add
         self.titles: list[str | None] = []
         self.labels: list[str | None] = []
         self.metadata: list[dict[str, Any]] = []
@@ -149,13 +150,11 @@ class Index:
         """
         if self.encoder is None:
             raise ValueError("this index was built from vectors, not texts; pass vectors instead")
-        texts = check_texts(texts, name=what + "s")
-        from sklearn.utils.validation import check_is_fitted
-
-        try:
-            check_is_fitted(self.encoder)
-        except Exception:  # NotFittedError: fit on the first texts the index sees
-            self.encoder.fit(texts)
+        texts = check_texts(texts, name="queries" if what == "query" else what + "s")
+        if not getattr(self.encoder, "is_fitted_", False):
+            if what != "document":
+                raise ValueError("the index's encoder is not fitted yet; add documents first")
+            self.encoder.fit(texts)  # an unfitted encoder learns from the first documents
         vectors = self.encoder.encode(texts)
         zero = np.flatnonzero(row_norms(vectors) == 0)
         if len(zero):
@@ -228,6 +227,7 @@ class Index:
         self._backend.add(vectors)
         self._norms = np.concatenate([self._norms, norms])
         self.ids.extend(new_ids)
+        self._id_set.update(new_ids)
         self.labels.extend([_opt_str(x) for x in labels] if labels is not None else [None] * n)
         self.titles.extend(list(titles) if titles is not None else [None] * n)
         self.metadata.extend([dict(m) for m in metadata] if metadata is not None else [{}] * n)
@@ -241,8 +241,8 @@ class Index:
             new = [str(i) for i in ids]
             if len(new) != n:
                 raise ValueError(f"got {n} vectors but {len(new)} ids; give one id per vector")
-        existing = set(self.ids)
-        if len(set(new)) != len(new) or existing.intersection(new):
+        existing = self._id_set
+        if len(set(new)) != len(new) or not existing.isdisjoint(new):
             dup = next(i for i in new if i in existing or new.count(i) > 1)
             raise ValueError(f"id {dup!r} is already in the index (ids must be unique); "
                              "remove it first or choose another id")
@@ -262,6 +262,7 @@ class Index:
         self._backend.remove(positions)
         self._norms = np.delete(self._norms, positions)
         drop = set(positions.tolist())
+        self._id_set.difference_update(wanted)
         for column in (self.ids, self.titles, self.labels, self.metadata):
             column[:] = [x for pos, x in enumerate(column) if pos not in drop]
         return len(positions)
@@ -287,10 +288,13 @@ class Index:
 
     def search(self, queries: Any, k: int = 10) -> list[list[Neighbour]]:
         """The ``k`` nearest documents to each query text (or query vector), best first."""
-        is_text = isinstance(queries, (list, tuple)) and queries and isinstance(queries[0], str)
         if isinstance(queries, str):
             raise TypeError("queries must be a list of strings; wrap a single query in a list")
-        vectors = self.encode(queries, what="query") if is_text else queries
+        # Texts may also come as a numpy array or a pandas Series of str; an empty list is
+        # taken as texts so that it gets the "give at least one" error.
+        is_text = (isinstance(queries, (list, tuple)) and len(queries) == 0) or (
+            not is_sparse(queries) and np.asarray(queries).dtype.kind in "OUS")
+        vectors = self.encode(list(queries), what="query") if is_text else queries
         scores, positions = self.search_vectors(vectors, k)
         return [[self.neighbour(int(p), float(s)) for s, p in zip(row_s, row_p) if p >= 0]
                 for row_s, row_p in zip(scores, positions)]
@@ -342,6 +346,7 @@ class Index:
                 raise
             raise FormatError(f"{folder / 'config.json'} is inconsistent ({e}); rebuild the index") from e
         index._read_documents(folder / "documents.jsonl")
+        index._id_set = set(index.ids)
         try:
             index._norms = np.load(folder / "norms.npy", allow_pickle=False)
         except (OSError, ValueError) as e:

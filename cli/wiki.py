@@ -1,0 +1,178 @@
+"""``simtools index wikipedia`` (pages fetched online) and ``simtools index dump`` (a dump file)."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import emit_json, friendly_errors, progress, read_texts
+
+__all__ = ["dump_command", "wikipedia_command"]
+
+ENCODER_HELP = ("count (raw counts), tfidf, hashing, char (character n-grams), minilm, "
+                "student[:DIR].")
+METRICS = ["cosine", "euclidean", "normalized_euclidean", "inner_product"]
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command("wikipedia")
+@click.argument("titles", nargs=-1, required=True)
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the index to (replaced atomically).")
+@click.option("--api-url", default=None, metavar="URL", envvar="SIMTOOLS_WIKIPEDIA_API_URL",
+              help="MediaWiki api.php address [env SIMTOOLS_WIKIPEDIA_API_URL; "
+                   "default https://en.wikipedia.org/w/api.php].")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Page cache [default $SIMTOOLS_CACHE_DIR/wikipedia or "
+                   "~/.cache/simtools/wikipedia].")
+@click.option("--refresh", is_flag=True, help="Fetch again even when a page is cached.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the page cache.")
+@click.option("--encoder", default="count", show_default=True,
+              help=ENCODER_HELP + " Fitted on the fetched pages.")
+@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
+              help="Seconds to wait for each API answer.")
+@click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Retries on HTTP 429, 5xx and connection errors (exponential backoff).")
+@click.option("--user-agent", default=None,
+              help="User-Agent to send (Wikimedia asks for contact details in it).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@friendly_errors
+def wikipedia_command(titles: tuple[str, ...], out: Path, api_url: str | None,
+                      cache_dir: Path | None, refresh: bool, no_cache: bool, encoder: str,
+                      metric: str, timeout: float, retries: int, user_agent: str | None,
+                      as_json: bool) -> None:
+    """Fetch Wikipedia pages by exact title and index them (page title = label).
+
+    Titles are fetched exactly (no search, no auto-suggest); redirects are followed. Pages are
+    cached on disk, so re-indexing works offline. If some titles fail, the others are still
+    indexed, the failures are listed on stderr and the exit status is 1. '-' reads titles from
+    stdin, one per line.
+
+    \b
+    Example:
+      simtools index wikipedia "Machine learning" "Artificial intelligence" \\
+          "Association football" "Tennis" --out wiki-index
+      simtools search "a great goal in the final" --index wiki-index
+    """
+    from simtools.encoders import make_encoder
+    from simtools.wiki.api import DEFAULT_USER_AGENT, WikipediaFetcher
+    from simtools.wiki.build import build_index
+
+    vectoriser = make_encoder(encoder)  # a wrong name fails now, not after the downloads
+    wanted = read_texts(titles, what="title")
+    for number, title in enumerate(wanted, 1):
+        if not title.strip():
+            raise click.UsageError(f"title {number} is empty; give exact page titles, "
+                                   "e.g. \"Machine learning\"")
+    fetcher = WikipediaFetcher(api_url=api_url, cache_dir=cache_dir, use_cache=not no_cache,
+                               refresh=refresh, timeout=timeout, max_retries=retries,
+                               user_agent=user_agent or DEFAULT_USER_AGENT)
+    with fetcher:
+        report = fetcher.fetch_many(progress(wanted, length=len(wanted), label="fetching"))
+    for title, reason in report.failures.items():
+        _err(f"failed: {title}: {reason}")
+    for title, first in report.duplicates.items():
+        _err(f"note: {title!r} is the same page as {first!r}; indexed once")
+    if not report.pages:
+        raise click.ClickException(f"none of the {len(wanted)} title(s) could be fetched; "
+                                   "no index written")
+    index = build_index(report.pages, encoder=vectoriser, metric=metric, label_from="title")
+    index.save(out)
+    summary = {"out": str(out), "pages": len(report.pages), "from_cache": report.from_cache,
+               "failed": sorted(report.failures), "api_url": fetcher.api_url,
+               "encoder": encoder, "metric": metric,
+               "titles": [page.title for page in report.pages]}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"indexed {len(report.pages)} page(s) into {out} ({encoder}, {metric}; "
+                   f"{report.from_cache} from the cache, {len(report.failures)} failed)", err=True)
+    if report.failures:
+        sys.exit(1)
+
+
+@click.command("dump")
+@click.argument("dump_file", metavar="FILE",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Index folder; checkpointed as the build goes.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Stop after N articles (in total, when resuming).")
+@click.option("--label-from", type=click.Choice(["none", "category", "title"]), default="none",
+              show_default=True, help="Label of each page: its first category, its title, or none.")
+@click.option("--encoder", default="hashing", show_default=True,
+              help=ENCODER_HELP + " hashing needs no vocabulary; count, tfidf and char are "
+                   "fitted on the first --fit-pages articles.")
+@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Articles encoded and added at a time.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10_000,
+              show_default=True, help="Save the index (and progress) every N articles.")
+@click.option("--fit-pages", type=click.IntRange(min=1), default=2_000, show_default=True,
+              help="Articles the count/tfidf/char vocabulary is fitted on.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes that clean wikitext (the bottleneck); e.g. the number of cores.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted build in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@friendly_errors
+def dump_command(dump_file: Path, out: Path, limit: int | None, label_from: str, encoder: str,
+                 metric: str, batch_size: int, checkpoint_every: int, fit_pages: int,
+                 workers: int, resume: bool, as_json: bool) -> None:
+    """Index the articles of a MediaWiki pages-articles dump (.xml.bz2), streamed.
+
+    Redirects and non-article pages are skipped; wikitext is cleaned into plain text (templates,
+    references, tables, images and categories removed; link text and headings kept). Page id,
+    title, URL and categories go into each document's metadata. An interrupted build continues
+    with --resume. A truncated dump keeps the articles read before the cut (exit status 1).
+
+    \b
+    Example:
+      simtools index dump enwiki-latest-pages-articles.xml.bz2 --out enwiki-index \\
+          --limit 100000 --label-from category
+      simtools index dump enwiki-latest-pages-articles.xml.bz2 --out enwiki-index --resume
+    """
+    from simtools.wiki.build import build_dump_index
+    from simtools.wiki.dump import DumpError
+
+    options: dict[str, Any] = {"encoder": encoder, "metric": metric, "label_from": label_from,
+                               "limit": limit, "batch_size": batch_size,
+                               "checkpoint_every": checkpoint_every, "fit_pages": fit_pages,
+                               "workers": workers, "resume": resume}
+    # Without --limit the number of articles is unknown: count up, no ETA.
+    ticks = None if limit is not None else itertools.repeat(None)
+    with click.progressbar(ticks, length=limit, label="indexing articles", file=sys.stderr,
+                           show_pos=True, show_eta=limit is not None) as bar:
+        try:
+            report = build_dump_index(dump_file, out, on_article=bar.update, **options)
+        except DumpError as e:
+            partial = getattr(e, "report", None)
+            if partial is not None:
+                _summarise(partial, as_json)
+            raise click.ClickException(str(e).splitlines()[0]) from None
+    _summarise(report, as_json)
+
+
+def _summarise(report: Any, as_json: bool) -> None:
+    stats = report.stats
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        resumed = ("" if report.resumed_after_pageid is None
+                   else f", resumed after page id {report.resumed_after_pageid}")
+        click.echo(f"indexed {report.articles_indexed} article(s) into {report.out} "
+                   f"({report.articles_this_run} this run{resumed})", err=True)
+    workers = (f" (+ {report.worker_peak_memory_mib:.0f} MiB per worker)"
+               if report.worker_peak_memory_mib else "")
+    _err(f"{report.articles_this_run} articles in {report.seconds:.1f} s: "
+         f"{report.pages_per_s:.1f} pages/s, {report.cpu_seconds:.1f} CPU s, "
+         f"peak memory {report.peak_memory_mib:.0f} MiB{workers}; "
+         f"skipped {stats.redirects} redirect(s), {stats.other_namespaces} non-article page(s), "
+         f"{stats.empty + report.skipped_no_tokens} empty, {stats.parse_failures} unparsable")

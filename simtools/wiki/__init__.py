@@ -1,0 +1,41 @@
+"""Wikipedia as a corpus: pages fetched online (``api``) or streamed from a dump (``dump``),
+turned into an index (``build``). Needs the ``wiki`` extra: ``pip install 'simtools[wiki]'``.
+
+Names load lazily, so importing this package pulls in neither requests nor mwparserfromhell::
+
+    from simtools.wiki import WikipediaFetcher, build_index
+    with WikipediaFetcher() as fetcher:
+        report = fetcher.fetch_many(["Machine learning", "Tennis"])
+    index = build_index(report.pages, encoder="count")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "DumpError",
+    "WikipediaError",
+    "WikipediaFetcher",
+    "build_dump_index",
+    "build_index",
+    "clean_wikitext",
+    "iter_dump",
+]
+
+_LAZY = {
+    "WikipediaError": "simtools.wiki.api",
+    "WikipediaFetcher": "simtools.wiki.api",
+    "DumpError": "simtools.wiki.dump",
+    "clean_wikitext": "simtools.wiki.dump",
+    "iter_dump": "simtools.wiki.dump",
+    "build_index": "simtools.wiki.build",
+    "build_dump_index": "simtools.wiki.build",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simtools.wiki' has no attribute {name!r}")

@@ -1,0 +1,363 @@
+"""Turn Wikipedia pages into a searchable :class:`~simtools.index.Index`: small sets at once,
+dumps in batches, with checkpoints that let an interrupted build resume.
+
+Online pages are few: the encoder is fitted on all of them, then they are added in one go.
+A dump is streamed: articles are encoded and added ``batch_size`` at a time, and every
+``checkpoint_every`` articles the index folder is saved atomically together with
+``wiki_build.json`` (the dump it comes from, the settings, the last page id done). A rerun with
+``resume=True`` loads that folder and skips the dump up to that page id without cleaning the
+pages it skips.
+
+Encoders for a stream: ``hashing`` (the default) has no vocabulary, so every batch, first or
+after a resume, is encoded the same way. ``count``/``tfidf`` fit their vocabulary (and idf) on
+the first ``fit_pages`` articles and keep it frozen; words first seen later are ignored. The
+fitted encoder is saved in the index folder, so a resumed build uses the same one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._validation import check_choice
+from ..persistence import FormatError, atomic_folder, read_json, write_json
+from .dump import DumpError, DumpPage, DumpStats, iter_dump
+
+__all__ = ["BuildReport", "LabelFrom", "PageLike", "build_dump_index", "build_index",
+           "peak_memory_mib"]
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_NAME = "wiki_build.json"
+PROGRESS_VERSION = 1
+# Encoded batches are handed to the index this many rows at a time: Index.add_vectors costs
+# O(len(index)) per call (its duplicate-id check), so few large adds keep the build linear.
+ADD_EVERY = 8192
+
+
+class LabelFrom(str, Enum):
+    """Where a page's label comes from."""
+
+    NONE = "none"
+    CATEGORY = "category"  # the page's first [[Category:...]]
+    TITLE = "title"  # the page title (nearest-page classification)
+
+
+class PageLike(Protocol):
+    """What :func:`build_index` needs of a page (``FetchedPage`` and ``DumpPage`` both fit)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def pageid(self) -> int: ...
+
+    def metadata(self) -> dict[str, Any]: ...
+
+
+def _label(page: PageLike, label_from: LabelFrom) -> str | None:
+    if label_from is LabelFrom.TITLE:
+        return page.title
+    if label_from is LabelFrom.CATEGORY:
+        categories = getattr(page, "categories", ())
+        return categories[0] if categories else None
+    return None
+
+
+def _make_index(encoder: Any, metric: str) -> Any:
+    from ..encoders import make_encoder
+    from ..index import Index
+
+    return Index(make_encoder(encoder) if isinstance(encoder, str) else encoder, metric=metric)
+
+
+def peak_memory_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory so far, in MiB (``ru_maxrss``): of this process by default, of the
+    largest finished child (a cleaning worker) with ``resource.RUSAGE_CHILDREN``."""
+    peak = resource.getrusage(who).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def build_index(pages: Sequence[PageLike], *, encoder: Any = "count", metric: str = "cosine",
+                label_from: str | LabelFrom = "title") -> Any:
+    """An index over ``pages`` (ids are page ids), the encoder fitted on their texts."""
+    label_kind = check_choice(label_from, LabelFrom, name="label source")
+    if not pages:
+        raise ValueError("no pages to index; fetch at least one page first")
+    index = _make_index(encoder, metric)
+    texts = [page.text for page in pages]
+    index.encoder.fit(texts)
+    index.add_texts(texts, ids=[str(page.pageid) for page in pages],
+                    titles=[page.title for page in pages],
+                    labels=[_label(page, label_kind) for page in pages],
+                    metadata=[page.metadata() for page in pages])
+    return index
+
+
+# -- streaming a dump ------------------------------------------------------------------------
+@dataclass
+class BuildReport:
+    """What a dump build did; ``error`` is set when the dump broke off (pages kept)."""
+
+    out: str
+    articles_indexed: int = 0
+    articles_this_run: int = 0
+    skipped_no_tokens: int = 0
+    resumed_after_pageid: int | None = None
+    checkpoints: int = 0
+    seconds: float = 0.0
+    pages_per_s: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_memory_mib: float = 0.0
+    worker_peak_memory_mib: float = 0.0
+    complete: bool = False
+    error: str | None = None
+    stats: DumpStats = field(default_factory=DumpStats)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["stats"].pop("skipped_titles", None)
+        return record
+
+
+def _settings(dump: Path, encoder: str, metric: str, label_from: LabelFrom) -> dict[str, Any]:
+    return {"dump": dump.name, "dump_bytes": dump.stat().st_size, "encoder": encoder,
+            "metric": metric, "label_from": label_from.value}
+
+
+def _load_for_resume(out: Path, settings: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from ..index import Index
+
+    progress = read_json(out / PROGRESS_NAME)
+    if not isinstance(progress, dict) or progress.get("format_version") != PROGRESS_VERSION:
+        raise FormatError(f"{out / PROGRESS_NAME} is not a progress file this simtools reads; "
+                          "rebuild without --resume")
+    differ = {key: (progress.get("settings", {}).get(key), value)
+              for key, value in settings.items() if progress.get("settings", {}).get(key) != value}
+    if differ:
+        said = ", ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in differ.items())
+        raise ValueError(f"cannot resume {out}: it was built with other settings ({said}); "
+                         "use the same dump and options, or rebuild without --resume")
+    index = Index.load(out, mmap=False)
+    return index, progress
+
+
+def build_dump_index(
+    dump: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    encoder: str = "hashing",
+    metric: str = "cosine",
+    label_from: str | LabelFrom = "none",
+    limit: int | None = None,
+    batch_size: int = 256,
+    checkpoint_every: int = 10_000,
+    fit_pages: int = 2_000,
+    resume: bool = False,
+    workers: int = 1,
+    on_article: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Stream ``dump`` into an index saved at ``out``; returns a :class:`BuildReport`.
+
+    ``limit`` caps the articles in the index (counting those of a resumed build).
+    ``workers > 1`` cleans wikitext in that many processes (see :func:`iter_dump`).
+    ``on_article(n)`` is called as articles are read (``n`` new ones each time), for progress.
+    A dump that breaks off raises :class:`DumpError` *after* the articles read so far were
+    saved to ``out`` (the report is attached as ``error.report``).
+    """
+    label_kind = check_choice(label_from, LabelFrom, name="label source")
+    for name, value in (("batch_size", batch_size), ("checkpoint_every", checkpoint_every),
+                        ("fit_pages", fit_pages)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of articles, got {limit!r}")
+    dump, out = Path(dump), Path(out)
+    if not dump.is_file():
+        raise FileNotFoundError(f"dump file {dump} does not exist; check the path")
+    settings = _settings(dump, encoder, metric, label_kind)
+    report = BuildReport(out=str(out))
+    skip_through: int | None = None
+    progress_file = out / PROGRESS_NAME
+    if resume and progress_file.is_file():
+        index, progress = _load_for_resume(out, settings)
+        skip_through = int(progress["last_pageid"])
+        report.resumed_after_pageid = skip_through
+        if progress.get("exhausted"):
+            logger.info("%s already holds the whole dump (%d articles)", out, len(index))
+            report.articles_indexed, report.complete = len(index), True
+            return report
+    else:
+        if resume:
+            logger.info("nothing to resume in %s; starting from the beginning", out)
+        elif progress_file.is_file() and not read_json(progress_file).get("complete", True):
+            raise ValueError(f"{out} holds an unfinished build; pass --resume to continue it, "
+                             "or delete the folder to start again")
+        index = _make_index(encoder, metric)
+        progress = {}
+    builder = _StreamBuilder(index, out, settings, label_kind, report, fit_pages=fit_pages,
+                             batch_size=batch_size, checkpoint_every=checkpoint_every)
+    remaining = None if limit is None else limit - len(index)
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    try:
+        if remaining is None or remaining > 0:
+            pages = iter_dump(dump, limit=remaining, skip_through=skip_through,
+                              stats=report.stats, workers=workers)
+            for page in pages:
+                builder.push(page)
+                if on_article is not None:
+                    on_article(1)
+        builder.exhausted = remaining is None or report.articles_this_run < remaining
+        builder.finish(complete=True)
+    except DumpError as e:
+        builder.finish(complete=False, error=str(e))
+        report.error = str(e)
+        if len(builder.index) == 0:
+            raise
+        error = DumpError(f"{e}; the {len(builder.index)} article(s) read before it are "
+                          f"indexed in {out}", pages_read=e.pages_read)
+        error.report = report  # type: ignore[attr-defined]
+        raise error from e
+    except KeyboardInterrupt:
+        builder.finish(complete=False, error="interrupted")
+        raise
+    finally:
+        report.seconds = time.perf_counter() - start
+        report.pages_per_s = report.articles_this_run / report.seconds if report.seconds else 0.0
+        report.cpu_seconds = _cpu_seconds() - cpu_start
+        report.peak_memory_mib = peak_memory_mib()
+        if workers > 1:
+            report.worker_peak_memory_mib = peak_memory_mib(resource.RUSAGE_CHILDREN)
+        report.articles_indexed = len(builder.index)
+    return report
+
+
+class _StreamBuilder:
+    """Buffers articles, fits the encoder once, adds in batches, checkpoints."""
+
+    def __init__(self, index: Any, out: Path, settings: dict[str, Any], label_from: LabelFrom,
+                 report: BuildReport, *, fit_pages: int, batch_size: int,
+                 checkpoint_every: int) -> None:
+        self.index = index
+        self.out = out
+        self.settings = settings
+        self.label_from = label_from
+        self.report = report
+        self.fit_pages = fit_pages
+        self.batch_size = batch_size
+        self.checkpoint_every = checkpoint_every
+        self.buffer: list[DumpPage] = []
+        self.pending: list[tuple[Any, list[DumpPage]]] = []
+        self.pending_rows = 0
+        self.since_checkpoint = 0
+        self.last_pageid: int | None = report.resumed_after_pageid
+        # A vocabulary-free encoder is "fitted" by its first batch; others wait for fit_pages.
+        self.fitted = len(index) > 0
+        if not self.fitted and settings["encoder"] == "hashing":
+            self.fit_pages = batch_size
+        self.exhausted = False
+
+    def push(self, page: DumpPage) -> None:
+        self.buffer.append(page)
+        self.report.articles_this_run += 1
+        wanted = self.batch_size if self.fitted else max(self.fit_pages, self.batch_size)
+        if len(self.buffer) >= wanted:
+            self._flush()
+            if self.since_checkpoint >= self.checkpoint_every:
+                self._save(complete=False)
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        if not self.fitted:
+            self.index.encoder.fit([page.text for page in self.buffer])
+            self.fitted = True
+        for batch in _chunks(self.buffer, self.batch_size):
+            self._add(batch)
+        self.last_pageid = self.buffer[-1].pageid
+        self.buffer = []
+
+    def _add(self, batch: list[DumpPage]) -> None:
+        from ..metrics import row_norms
+
+        vectors = self.index.encoder.encode([page.text for page in batch])
+        keep = (row_norms(vectors) > 0).nonzero()[0]
+        if len(keep) < len(batch):
+            self.report.skipped_no_tokens += len(batch) - len(keep)
+            vectors = vectors[keep]
+            batch = [batch[i] for i in keep]
+        if batch:
+            self.pending.append((vectors, batch))
+            self.pending_rows += len(batch)
+            if self.pending_rows >= ADD_EVERY:
+                self._commit()
+        self.since_checkpoint += len(batch)
+
+    def _commit(self) -> None:
+        """Add the encoded batches to the index in one call."""
+        if not self.pending:
+            return
+        import numpy as np
+        import scipy.sparse as sp
+
+        blocks = [vectors for vectors, _ in self.pending]
+        vectors = (sp.vstack(blocks, format="csr") if sp.issparse(blocks[0])
+                   else np.ascontiguousarray(np.vstack(blocks), dtype=np.float32))
+        pages = [page for _, batch in self.pending for page in batch]
+        self.pending, self.pending_rows = [], 0
+        self.index.add_vectors(
+            vectors, ids=[str(page.pageid) for page in pages],
+            titles=[page.title for page in pages],
+            labels=[_label(page, self.label_from) for page in pages],
+            metadata=[page.metadata() for page in pages])
+
+    def finish(self, *, complete: bool, error: str | None = None) -> None:
+        self._flush()
+        self._commit()
+        if len(self.index) == 0:
+            if error is None:
+                raise ValueError("the dump holds no article with text; nothing was indexed")
+            return
+        self._save(complete=complete, error=error)
+        self.report.complete = complete
+
+    def _save(self, *, complete: bool, error: str | None = None) -> None:
+        self._commit()
+        progress = {"format_version": PROGRESS_VERSION, "settings": self.settings,
+                    "last_pageid": self.last_pageid, "articles": len(self.index),
+                    "complete": complete, "exhausted": complete and self.exhausted,
+                    "error": error,
+                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with atomic_folder(self.out) as tmp:
+            self.index.save_into(tmp)
+            write_json(tmp / PROGRESS_NAME, progress)
+        self.since_checkpoint = 0
+        self.report.checkpoints += 1
+        logger.info("checkpoint: %d articles in %s (last page id %s)", len(self.index),
+                    self.out, self.last_pageid)
+
+
+def _chunks(items: list[DumpPage], size: int) -> Iterator[list[DumpPage]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+

@@ -1,0 +1,243 @@
+"""``simtools index wikipedia`` and ``simtools index dump`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import bz2
+import json
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("wikipedia")
+pytest.importorskip("mwparserfromhell")
+
+from simtools_cli.wiki import dump_command, wikipedia_command  # noqa: E402
+
+from simtools.index import Index  # noqa: E402
+from tests.conftest import shared_file  # noqa: E402
+from tests.fakewiki import (  # noqa: E402
+    FOUR_PAGES,
+    SAMPLE_PAGES,
+    FakeWiki,
+    dump_xml,
+    multistream_cut,
+    page_xml,
+)
+
+FOUR = list(FOUR_PAGES)
+
+
+@pytest.fixture
+def fake():
+    with FakeWiki(disambiguation={"Mercury": ["Mercury (planet)", "Mercury (element)"]}) as wiki:
+        yield wiki
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SIMTOOLS_WIKIPEDIA_API_URL", raising=False)
+    return CliRunner()
+
+
+def no_traceback(result) -> None:
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# -- wikipedia ----------------------------------------------------------------------------------
+def test_index_four_pages_then_search(fake, runner, tmp_path):
+    out = tmp_path / "wiki-index"
+    result = runner.invoke(wikipedia_command, [*FOUR, "--out", str(out),
+                                               "--api-url", fake.api_url, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["pages"] == 4 and summary["failed"] == [] and summary["encoder"] == "count"
+    index = Index.load(out)
+    assert sorted(index.labels) == sorted(FOUR)
+    hit = index.search(["what a goal in the football match"], k=1)[0][0]
+    assert hit.label == "Association football"
+    assert hit.metadata["url"].startswith("https://fake.wiki/wiki/")
+
+
+def test_api_url_from_the_environment(fake, runner, tmp_path):
+    result = runner.invoke(wikipedia_command, ["Tennis", "--out", str(tmp_path / "i")],
+                           env={"SIMTOOLS_WIKIPEDIA_API_URL": fake.api_url})
+    assert result.exit_code == 0, result.output
+    assert "indexed 1 page(s)" in result.stderr
+
+
+def test_some_titles_fail_others_are_indexed_exit_1(fake, runner, tmp_path):
+    out = tmp_path / "i"
+    result = runner.invoke(wikipedia_command, ["Tennis", "Nope", "Mercury", "--out", str(out),
+                                               "--api-url", fake.api_url])
+    assert result.exit_code == 1
+    assert "failed: Nope: no page titled 'Nope'" in result.stderr
+    assert "failed: Mercury: 'Mercury' is a disambiguation page; pick one of: Mercury (planet)" \
+        in result.stderr
+    assert Index.load(out).labels == ["Tennis"]
+    no_traceback(result)
+
+
+def test_all_titles_fail_no_index_exit_1(fake, runner, tmp_path):
+    out = tmp_path / "i"
+    result = runner.invoke(wikipedia_command, ["Nope", "--out", str(out),
+                                               "--api-url", fake.api_url])
+    assert result.exit_code == 1
+    assert "none of the 1 title(s) could be fetched; no index written" in result.stderr
+    assert not out.exists()
+
+
+def test_empty_title_is_a_usage_error(fake, runner, tmp_path):
+    result = runner.invoke(wikipedia_command, ["Tennis", "", "--out", str(tmp_path / "i"),
+                                               "--api-url", fake.api_url])
+    assert result.exit_code == 2
+    assert "title 2 is empty" in result.stderr
+    assert fake.requests == []
+
+
+def test_no_network_is_one_clear_line(runner, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = runner.invoke(wikipedia_command, [
+        "Tennis", "--out", str(tmp_path / "i"), "--api-url", f"http://127.0.0.1:{port}/w/api.php",
+        "--retries", "0", "--timeout", "1"])
+    assert result.exit_code == 1
+    assert "cannot reach http://127.0.0.1" in result.stderr
+    assert "use the cache" in result.stderr and "--api-url" in result.stderr
+    no_traceback(result)
+
+
+def test_non_json_server_is_one_clear_line(fake, runner, tmp_path):
+    fake.mode = "html"
+    result = runner.invoke(wikipedia_command, ["Tennis", "--out", str(tmp_path / "i"),
+                                               "--api-url", fake.api_url])
+    assert result.exit_code == 1
+    assert "did not answer JSON" in result.stderr
+    no_traceback(result)
+
+
+def test_reindex_offline_from_the_cache_and_refresh(runner, tmp_path):
+    with FakeWiki() as fake:
+        api_url = fake.api_url
+        first = runner.invoke(wikipedia_command, [*FOUR, "--out", str(tmp_path / "a"),
+                                                  "--api-url", api_url])
+        assert first.exit_code == 0, first.output
+    offline = runner.invoke(wikipedia_command, [*FOUR, "--out", str(tmp_path / "b"),
+                                                "--api-url", api_url, "--json", "--retries", "0"])
+    assert offline.exit_code == 0, offline.output
+    assert json.loads(offline.stdout)["from_cache"] == 4
+    refresh = runner.invoke(wikipedia_command, ["Tennis", "--out", str(tmp_path / "c"),
+                                                "--api-url", api_url, "--refresh",
+                                                "--retries", "0", "--timeout", "1"])
+    # --refresh with the server gone: the cached copy is still used, and said so.
+    assert refresh.exit_code == 0, refresh.output
+
+
+def test_encoder_and_metric_options(fake, runner, tmp_path):
+    out = tmp_path / "i"
+    result = runner.invoke(wikipedia_command, [*FOUR, "--out", str(out), "--api-url",
+                                               fake.api_url, "--encoder", "tfidf",
+                                               "--metric", "euclidean"])
+    assert result.exit_code == 0, result.output
+    assert Index.load(out).metric.value == "euclidean"
+    bad = runner.invoke(wikipedia_command, ["Tennis", "--out", str(out), "--api-url",
+                                            fake.api_url, "--encoder", "bogus"])
+    assert bad.exit_code == 1 and "unknown encoder 'bogus'" in bad.stderr
+    assert fake.queries(titles="Tennis", prop="info|pageprops")  # from the first run only
+
+
+def test_titles_from_stdin(fake, runner, tmp_path):
+    result = runner.invoke(wikipedia_command, ["-", "--out", str(tmp_path / "i"),
+                                               "--api-url", fake.api_url],
+                           input="Tennis\n\nMachine learning\n")
+    assert result.exit_code == 0, result.output
+    assert sorted(Index.load(tmp_path / "i").labels) == ["Machine learning", "Tennis"]
+
+
+@pytest.mark.parametrize("command", [wikipedia_command, dump_command])
+def test_help_has_an_example(runner, command):
+    result = runner.invoke(command, ["--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output and "simtools index" in result.output
+
+
+def test_commands_are_reachable_from_the_main_group(runner):
+    from simtools_cli.main import main
+
+    for name in ("wikipedia", "dump"):
+        result = runner.invoke(main, ["index", name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--out" in result.output
+
+
+# -- dump -------------------------------------------------------------------------------------------
+@pytest.fixture
+def sample_dump(tmp_path):
+    path = tmp_path / "sample.xml.bz2"
+    path.write_bytes(bz2.compress(dump_xml(SAMPLE_PAGES).encode("utf-8")))
+    return path
+
+
+def test_dump_builds_an_index_and_reports_rate(runner, sample_dump, tmp_path):
+    out = tmp_path / "d"
+    result = runner.invoke(dump_command, [str(sample_dump), "--out", str(out),
+                                          "--label-from", "category"])
+    assert result.exit_code == 0, result.output
+    assert "indexed 3 article(s)" in result.stderr
+    assert "pages/s" in result.stderr and "skipped 1 redirect(s), 1 non-article page(s)" \
+        in result.stderr
+    assert Index.load(out).labels == ["Tennis", "Football", "Machine learning"]
+
+
+def test_dump_json_summary_and_limit(runner, sample_dump, tmp_path):
+    result = runner.invoke(dump_command, [str(sample_dump), "--out", str(tmp_path / "d"),
+                                          "--limit", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["articles_indexed"] == 2 and summary["complete"]
+    assert summary["pages_per_s"] > 0
+
+
+def test_dump_resume(runner, sample_dump, tmp_path):
+    out = tmp_path / "d"
+    assert runner.invoke(dump_command, [str(sample_dump), "--out", str(out),
+                                        "--limit", "1"]).exit_code == 0
+    result = runner.invoke(dump_command, [str(sample_dump), "--out", str(out), "--resume",
+                                          "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["resumed_after_pageid"] == 3 and summary["articles_this_run"] == 2
+    assert len(Index.load(out)) == 3
+
+
+def test_dump_not_bz2_is_one_line(runner, tmp_path):
+    path = tmp_path / "x.xml.bz2"
+    path.write_bytes(b"PK\x03\x04 this is a zip")
+    result = runner.invoke(dump_command, [str(path), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert "is neither bz2 nor XML" in result.stderr
+    no_traceback(result)
+
+
+def test_dump_truncated_keeps_pages_exit_1(runner, tmp_path):
+    pages = [page_xml(f"Page {i}", i, f"Article {i} about [[topic {i}]]. " * 40)
+             for i in range(1, 41)]
+    path = tmp_path / "cut.xml.bz2"
+    path.write_bytes(multistream_cut(pages))
+    out = tmp_path / "d"
+    result = runner.invoke(dump_command, [str(path), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "is truncated" in result.stderr and "indexed in" in result.stderr
+    assert 0 < len(Index.load(out)) < 40
+    no_traceback(result)
+
+
+def test_dump_on_the_real_fragment(runner, tmp_path):
+    path = shared_file("wikipedia/enwiki-sample-pages-articles.xml.bz2")
+    result = runner.invoke(dump_command, [str(path), "--out", str(tmp_path / "d"),
+                                          "--limit", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["articles_indexed"] == 10

@@ -23,10 +23,12 @@ def read_texts(args: Iterable[str], *, what: str = "text") -> list[str]:
         if arg == "-":
             data = sys.stdin.buffer.read()
             try:
-                lines = data.decode("utf-8").splitlines()
+                # "\n" only: splitlines() would also split a text at U+2028, U+0085 or \f, and
+                # the outputs would no longer line up with the input lines.
+                lines = data.decode("utf-8").split("\n")
             except UnicodeDecodeError as e:
                 raise click.UsageError(f"stdin is not UTF-8 ({e}); convert it, e.g. with iconv") from None
-            texts.extend(line for line in lines if line.strip())
+            texts.extend(line.rstrip("\r") for line in lines if line.strip())
         else:
             texts.append(arg)
     if not texts:
@@ -78,5 +80,18 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
             module, _, attr = self.lazy[name].partition(":")
-            return getattr(importlib.import_module(module), attr)
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except ImportError as e:
+                # One command whose module or extra is missing must not break `--help` or the
+                # other commands; running it says why it is unavailable.
+                return _unavailable(name, e)
         return super().get_command(ctx, name)
+
+
+def _unavailable(name: str, error: ImportError) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(f"'{name}' is unavailable: {error}")
+
+    return click.Command(name, callback=fail, help=f"Unavailable: {error}",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -58,7 +58,7 @@ def _compare(query: str, q: Any, X: Any, names: list[str]) -> Comparison:
 
 def compare_texts(query: str, candidates: list[str], encoder: Any = "count") -> Comparison:
     """Compare ``query`` with each candidate text; an unfitted encoder is fitted on all texts."""
-    texts = check_texts([query, *check_texts(candidates, name="candidates")])
+    texts = [*check_texts([query], name="query"), *check_texts(candidates, name="candidates")]
     if isinstance(encoder, str):
         from .encoders import make_encoder
 

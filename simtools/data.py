@@ -14,6 +14,7 @@ text and label files of different lengths, missing columns, empty texts.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -201,7 +202,9 @@ def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, S
 def _read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     text = read_text_file(path)
     if path.suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), 1):
+        # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and the like,
+        # which JSON strings may hold unescaped (json.dumps(..., ensure_ascii=False) writes them).
+        for number, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
                     row = json.loads(line)
@@ -211,12 +214,16 @@ def _read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     raise ValueError(f"{path}:{number} must be a JSON object with a 'text' key")
                 yield number, row
         return
-    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix == ".tsv" else ",")
+    # newline="" keeps the line breaks inside quoted fields (splitting into lines first lost them).
+    # TSV has no quoting: a lone '"' inside a tweet must not swallow the lines after it.
+    tsv = path.suffix == ".tsv"
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
     if reader.fieldnames is None or "text" not in reader.fieldnames:
         raise ValueError(f"{path} needs a header row with a 'text' column (and 'label' for "
                          f"training); found columns {reader.fieldnames}")
-    for number, row in enumerate(reader, 2):
-        yield number, row
+    for row in reader:
+        yield reader.line_num, row
 
 
 def _table_documents(path: Path) -> Iterator[Document]:

@@ -114,6 +114,11 @@ def _block(X: Any, Y: Any, metric: str) -> np.ndarray:
     return 1.0 - dist  # normalized_euclidean_similarity
 
 
+# Metrics that take a square root of a difference of nearly equal numbers: computed in float64,
+# as float32 loses most digits for near neighbours (||a-b|| of two float32 vectors of norm 1e3
+# one unit apart came out as 1.12).
+_CANCELLING = ("euclidean", "normalized_euclidean", "normalized_euclidean_similarity")
+
 PAIRWISE_METRICS = (
     "euclidean",
     "cosine_similarity",
@@ -139,9 +144,12 @@ def pairwise(X: Any, Y: Any | None = None, *, metric: str = "cosine_similarity",
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"X has dimension {X.shape[1]} but Y has {Y.shape[1]}; they must match")
     dtype = np.result_type(X.dtype, Y.dtype)
+    work = np.float64 if metric in _CANCELLING else dtype
+    Y = Y.astype(work, copy=False)
     out = np.empty((X.shape[0], Y.shape[0]), dtype=dtype)
     for start in range(0, X.shape[0], batch_size):
-        out[start:start + batch_size] = _block(X[start:start + batch_size], Y, metric)
+        out[start:start + batch_size] = _block(X[start:start + batch_size].astype(work, copy=False),
+                                               Y, metric)
     return out
 
 
@@ -150,6 +158,9 @@ def _one(a: Any, b: Any, metric: str) -> float:
     if A.shape[0] != 1 or B.shape[0] != 1:
         raise ValueError(f"expected two single vectors, got shapes {A.shape} and {B.shape}; "
                          "use pairwise() for matrices")
+    if metric == "euclidean" and A.shape == B.shape:
+        # The direct difference is exact where the expanded form of pairwise() cancels.
+        return float(row_norms(A.astype(np.float64) - B.astype(np.float64))[0])
     return float(pairwise(A, B, metric=metric)[0, 0])
 
 

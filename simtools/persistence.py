@@ -49,6 +49,7 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    old: Path | None = None
     try:
         yield tmp
         _fsync_tree(tmp)
@@ -58,13 +59,15 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             old.rmdir()
             os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        os.replace(tmp, target)
     except BaseException:
+        # An exception (unlike a crash) between the two renames puts the old folder back.
+        if old is not None and old.exists() and not target.exists():
+            os.replace(old, target)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_choice, check_k
+from .._validation import check_choice, check_k, is_sparse
 from ..index.store import Index
 from ..metrics import Metric
 
@@ -81,8 +81,10 @@ class _IndexClassifier(ClassifierMixin, BaseEstimator):
     def _neighbours(self, X: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "index_", msg="This %(name)s is not fitted yet; call fit(X, y) first.")
         index = self.index_
-        is_text = isinstance(X, (list, tuple)) and len(X) > 0 and isinstance(X[0], str)
-        vectors = index.encode(X) if is_text else X
+        # Texts may come as a list, a numpy array or a pandas Series (sklearn's model selection
+        # passes whatever the user gave fit); numeric or sparse input is taken as vectors.
+        is_text = isinstance(X, str) or (not is_sparse(X) and np.asarray(X).dtype.kind in "OUS")
+        vectors = index.encode(X if isinstance(X, str) else list(X)) if is_text else X
         return index.search_vectors(vectors, k)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -144,7 +146,9 @@ class NearestDocumentClassifier(_IndexClassifier):
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         check_is_fitted(self, "index_", msg="This %(name)s is not fitted yet; call fit(X, y) first.")
-        n = len(self.index_)
+        # Each class's best document is almost always among the first few hundred neighbours;
+        # a class absent from them gets probability 0. This bounds the work on large indexes.
+        n = min(len(self.index_), max(100, 10 * len(self.classes_)))
         scores, positions = self._neighbours(X, n)
         nearness = _nearness(scores, self.index_.metric).astype(np.float64)
         best = np.full((len(positions), len(self.classes_)), -np.inf)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,7 +313,7 @@ class Index:
             self.save_into(tmp)
         return Path(path)
 
-    def save_into(self, folder: Path, *, on_write: Callable[[], None] | None = None) -> None:
+    def save_into(self, folder: Path) -> None:
         """Write the index files into an existing (temporary) folder."""
         assert self._backend is not None
         backend_config = self._backend.save(folder)
@@ -361,13 +361,16 @@ class Index:
             from ..encoders.base import load_encoder
 
             index.encoder = load_encoder(folder / "encoder")
+            if count and index.encoder.dim != index.dim:
+                raise FormatError(f"{folder}: the encoder makes {index.encoder.dim}-d vectors but "
+                                  f"the index holds {index.dim}-d ones; rebuild the index")
         return index
 
     def _read_documents(self, path: Path) -> None:
         number = 0
         try:
             with open(path, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
+                for number, line in enumerate(handle, 1):  # noqa: B007 (read in except)
                     row = json.loads(line)
                     self.ids.append(str(row["id"]))
                     self.titles.append(row.get("title"))

@@ -68,8 +68,9 @@ class _IndexClassifier(ClassifierMixin, BaseEstimator):
         return clf._set_index(index)
 
     def _set_index(self, index: Index) -> Any:
-        labels = [lab if lab is not None else title for lab, title in zip(index.labels, index.titles)]
-        if any(label is None for label in labels):
+        voters = [lab if lab is not None else title for lab, title in zip(index.labels, index.titles)]
+        labels = [label for label in voters if label is not None]
+        if len(labels) != len(voters):
             raise ValueError("some indexed documents have neither a label nor a title to vote with; "
                              "index them with labels (a class-subfolder layout or a 'label' column)")
         self.index_ = index

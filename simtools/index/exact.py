@@ -1,14 +1,20 @@
 """Exact (brute-force) search backends: dense vectors with BLAS, sparse vectors with scipy.
 
-Both compute one block of scores at a time (a batch of queries against a chunk of the
-database), keep each block's top k with ``argpartition`` and merge, so memory stays bounded
-(about ``BLOCK_BYTES``) whatever the sizes. Dense search is one ``sgemm`` per block: on two
-cores that beat FAISS ``IndexFlat`` (see benchmarks/bench_exact_dense.py). Sparse search never
-densifies the database; only the score block is dense.
+Dense search computes one block of scores at a time (a batch of queries against as much of
+the database as ``BLOCK_BYTES`` allows: one ``sgemm``), keeps each block's top k with
+``argpartition`` split over threads (NumPy releases the GIL there, and on two cores a
+single-threaded pass over the block costs as much as the product), and merges blocks, so memory
+stays bounded whatever the sizes. Sparse search never densifies the database: for inner
+products the score block stays sparse and each row's top k is chosen among its non-zeros;
+query batches run on threads, since scipy's sparse product releases the GIL. Measured against
+numpy, scikit-learn and FAISS in benchmarks/bench_exact_dense.py and bench_exact_sparse.py.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +26,50 @@ from .backend import BackendKind, InnerMetric
 __all__ = ["ExactDense", "ExactSparse", "topk"]
 
 #: Upper bound on the bytes of one block of scores.
-BLOCK_BYTES = 1 << 27
+BLOCK_BYTES = 1 << 28
+#: Below this many scores a block is selected on one thread (threads cost more than they save).
+THREADED_SELECTION = 1 << 20
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="simtools-exact")
+    return _POOL
+
+
+def _topk_rows(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    n = scores.shape[1]
+    if k < n:
+        # kth = n - k selects the largest without a negated copy of the block.
+        part = (np.argpartition(scores, n - k, axis=1)[:, n - k:] if largest
+                else np.argpartition(scores, k - 1, axis=1)[:, :k])
+    else:
+        part = np.broadcast_to(np.arange(n), scores.shape).copy()
+    values = np.take_along_axis(scores, part, axis=1)
+    # lexsort on (column, key) makes the order deterministic when scores tie.
+    order = np.lexsort((part, -values if largest else values), axis=1)
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(part, order, axis=1)
 
 
 def topk(scores: np.ndarray, k: int, *, largest: bool) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best columns of every row of ``scores``, sorted best first.
 
-    Returns ``(values, columns)``, each ``(rows, k)``; ties are broken by the smaller column.
+    Returns ``(values, columns)``, each ``(rows, min(k, n_columns))``; ties go to the smaller
+    column. Large blocks are split by rows over a thread pool.
     """
-    n = scores.shape[1]
-    k = min(k, n)
-    keyed = -scores if largest else scores
-    if k < n:
-        part = np.argpartition(keyed, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n), scores.shape).copy()
-    part_keys = np.take_along_axis(keyed, part, axis=1)
-    # lexsort on (column, key) makes the order deterministic when scores tie.
-    order = np.lexsort((part, part_keys), axis=1)
-    columns = np.take_along_axis(part, order, axis=1)
-    return np.take_along_axis(scores, columns, axis=1), columns
+    k = min(k, scores.shape[1])
+    threads = min(os.cpu_count() or 1, scores.shape[0])
+    # Inside a pool worker (threaded sparse batches) stay on this thread: no nested waits.
+    in_worker = threading.current_thread().name.startswith("simtools-exact")
+    if scores.size < THREADED_SELECTION or threads < 2 or in_worker:
+        return _topk_rows(scores, k, largest)
+    cuts = np.linspace(0, scores.shape[0], threads + 1).astype(int)
+    parts = list(_pool().map(lambda lo, hi: _topk_rows(scores[lo:hi], k, largest),
+                             cuts[:-1], cuts[1:]))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _merge(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray, columns: np.ndarray,
@@ -48,7 +78,7 @@ def _merge(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray, colum
         return scores, columns
     all_scores = np.concatenate([best[0], scores], axis=1)
     all_columns = np.concatenate([best[1], columns], axis=1)
-    values, picked = topk(all_scores, k, largest=largest)
+    values, picked = _topk_rows(all_scores, k, largest)
     return values, np.take_along_axis(all_columns, picked, axis=1)
 
 
@@ -79,32 +109,49 @@ class _ExactBase:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def _blocked_batch(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` of one query batch from dense score blocks over database chunks."""
+        n = len(self)
+        chunk = int(max(k, min(n, BLOCK_BYTES // (4 * Q.shape[0]))))
+        best = None
+        for cs in range(0, n, chunk):
+            values, columns = topk(self._scores(Q, cs, min(n, cs + chunk)), k,
+                                   largest=self._largest)
+            best = _merge(best, values, columns + cs, k, self._largest)
+        assert best is not None
+        values, positions = best
+        if not self._largest:  # l2: the blocks held ||x||^2 - 2 q.x; finish the distance
+            values = self._exact_l2(Q, positions, values)
+            order = np.lexsort((positions, values), axis=1)
+            values = np.take_along_axis(values, order, axis=1)
+            positions = np.take_along_axis(positions, order, axis=1)
+        return values, positions
+
+    def _search_batch(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._blocked_batch(Q, k)
+
+    #: Queries per batch, and whether batches run on the thread pool.
+    _batch = 1024
+    _threaded_batches = False
+
     def search(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows for each query: inner products, or squared L2 distances."""
-        n = len(self)
         nq = Q.shape[0]
-        k = min(k, n)
+        k = min(k, len(self))
         out_scores = np.empty((nq, k), dtype=np.float32)
         out_positions = np.empty((nq, k), dtype=np.int64)
-        # Queries in batches, the database in chunks: each score block <= BLOCK_BYTES.
-        batch = int(min(nq, 1024))
-        chunk = int(max(k, min(n, BLOCK_BYTES // (4 * batch))))
-        for qs in range(0, nq, batch):
-            Qb = Q[qs:qs + batch]
-            best = None
-            for cs in range(0, n, chunk):
-                block = self._scores(Qb, cs, min(n, cs + chunk))
-                values, columns = topk(block, k, largest=self._largest)
-                best = _merge(best, values, columns + cs, k, self._largest)
-            assert best is not None
-            values, positions = best
-            if not self._largest:  # l2: the blocks held ||x||^2 - 2 q.x; add ||q||^2 back
-                values = self._exact_l2(Qb, positions, values)
-                order = np.lexsort((positions, values), axis=1)
-                values = np.take_along_axis(values, order, axis=1)
-                positions = np.take_along_axis(positions, order, axis=1)
-            out_scores[qs:qs + batch] = values
-            out_positions[qs:qs + batch] = positions
+
+        def run(start: int) -> None:
+            values, positions = self._search_batch(Q[start:start + self._batch], k)
+            out_scores[start:start + self._batch] = values
+            out_positions[start:start + self._batch] = positions
+
+        starts = range(0, nq, self._batch)
+        if self._threaded_batches and len(starts) > 1:
+            list(_pool().map(run, starts))
+        else:
+            for start in starts:
+                run(start)
         return out_scores, out_positions
 
 
@@ -179,9 +226,45 @@ class ExactDense(_ExactBase):
 
 
 class ExactSparse(_ExactBase):
-    """Sparse CSR rows searched by sparse-sparse products; only score blocks are dense."""
+    """Sparse CSR rows searched by sparse-sparse products, never densified."""
 
     sparse = True
+    _batch = 256
+    _threaded_batches = True
+
+    def search(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self._transposed()  # build the shared caches once, before batches run on threads
+        if not self._largest:
+            self._row_sq()
+        return super().search(Q, k)
+
+    def _search_batch(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not self._largest:
+            # Squared L2 needs every document's norm, overlap or not: dense score blocks.
+            return self._blocked_batch(Q, k)
+        P = (Q @ self._transposed()).tocsr()
+        P.sum_duplicates()
+        n = len(self)
+        values = np.zeros((Q.shape[0], k), dtype=np.float32)
+        positions = np.empty((Q.shape[0], k), dtype=np.int64)
+        for r in range(Q.shape[0]):
+            lo, hi = P.indptr[r], P.indptr[r + 1]
+            vals, cols = P.data[lo:hi], P.indices[lo:hi]
+            positive = vals > 0
+            if np.count_nonzero(positive) < k:
+                # Too few positive scores: zeros and negatives compete, so use the whole row.
+                row = np.zeros((1, n), dtype=np.float32)
+                row[0, cols] = vals
+                values[r], positions[r] = (a[0] for a in _topk_rows(row, k, True))
+                continue
+            vals, cols = vals[positive], cols[positive]
+            if vals.size > k:
+                kth = np.partition(vals, vals.size - k)[vals.size - k]
+                keep = vals >= kth  # every tie at the k-th score stays a candidate
+                vals, cols = vals[keep], cols[keep]
+            order = np.lexsort((cols, -vals))[:k]
+            values[r], positions[r] = vals[order], cols[order]
+        return values, positions
 
     def __init__(self, dim: int, inner_metric: InnerMetric | str = InnerMetric.IP) -> None:
         import scipy.sparse as sp
@@ -229,12 +312,15 @@ class ExactSparse(_ExactBase):
         dots = (Q @ XT).toarray()
         if self._largest:
             return dots
+        dots *= -2
+        dots += self._row_sq()[start:stop]
+        return dots
+
+    def _row_sq(self) -> np.ndarray:
         if self._sq is None:
             X = self.vectors
             self._sq = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float32).ravel()
-        dots *= -2
-        dots += self._sq[start:stop]
-        return dots
+        return self._sq
 
     def _query_norms(self, Q: Any) -> np.ndarray:
         return np.asarray(Q.multiply(Q).sum(axis=1), dtype=np.float32).ravel()

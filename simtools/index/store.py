@@ -70,14 +70,14 @@ def _make_backend(kind: BackendKind, dim: int, inner: InnerMetric, sparse: bool,
 
 
 def _gpu_available() -> bool:
-    """A FAISS GPU build and at least one GPU (a GPU build without a GPU reports 0)."""
+    """A FAISS GPU build with at least one GPU; False at once when FAISS is not installed."""
     import importlib.util
 
     if importlib.util.find_spec("faiss") is None:
         return False
-    import faiss
+    from .faiss_backend import gpu_available
 
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    return gpu_available()
 
 
 def _load_backend(folder: Path, config: dict[str, Any], mmap: bool) -> Backend:
@@ -263,8 +263,11 @@ class Index:
         self._norms = np.delete(self._norms, positions)
         drop = set(positions.tolist())
         self._id_set.difference_update(wanted)
-        for column in (self.ids, self.titles, self.labels, self.metadata):
-            column[:] = [x for pos, x in enumerate(column) if pos not in drop]
+        keep = [pos for pos in range(len(self.ids)) if pos not in drop]
+        self.ids = [self.ids[pos] for pos in keep]
+        self.titles = [self.titles[pos] for pos in keep]
+        self.labels = [self.labels[pos] for pos in keep]
+        self.metadata = [self.metadata[pos] for pos in keep]
         return len(positions)
 
     # -- searching --------------------------------------------------------------------------

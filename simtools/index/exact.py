@@ -30,6 +30,9 @@ BLOCK_BYTES = 1 << 28
 #: Below this many scores a block is selected on one thread (threads cost more than they save).
 THREADED_SELECTION = 1 << 20
 
+#: Sparse score blocks denser than this are selected as dense arrays.
+DENSE_PRODUCT = 0.5
+
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -242,9 +245,15 @@ class ExactSparse(_ExactBase):
         if not self._largest:
             # Squared L2 needs every document's norm, overlap or not: dense score blocks.
             return self._blocked_batch(Q, k)
+        # A product of canonical CSR matrices has no duplicate entries: no sum_duplicates()
+        # (it would sort every row's indices, which costs more than the selection).
         P = (Q @ self._transposed()).tocsr()
-        P.sum_duplicates()
         n = len(self)
+        if P.nnz > DENSE_PRODUCT * P.shape[0] * n:
+            # Long documents overlap with nearly all others: one dense pass over the block.
+            # Negated keys with kth = k - 1: argpartition is slow at kth = n - k among many ties.
+            values, positions = _topk_rows(-P.toarray(), k, False)
+            return -values, positions
         values = np.zeros((Q.shape[0], k), dtype=np.float32)
         positions = np.empty((Q.shape[0], k), dtype=np.int64)
         for r in range(Q.shape[0]):

@@ -1,0 +1,325 @@
+"""An on-disk cache of teacher outputs, so that a slow teacher runs once per text.
+
+One store per model identity (``model_id``: the model, its package version, its settings; for
+a trained ensemble, a fingerprint of its members and training data). A row is keyed by
+``sha1(model_id + "\\0" + text)``, so the same text under another model never collides.
+
+Layout of a store (``<root>/<slug>-<sha1(model_id)[:12]>/``)::
+
+    index.json          {"format_version", "model_id", "dim", "keys": {key: [shard, row]}}
+    <shard>.npy         float32 (rows, dim), written once, never modified (append-only)
+    <shard>.keys.json   the keys of that shard's rows, in order
+
+Every file is written to a temporary name and renamed into place, so a crash leaves either the
+old index or the new one; a shard is complete before the index mentions it. The index is only
+an accelerator: if it is corrupted, it is rebuilt from the shards' key files (a warning is
+logged), and a shard that cannot be read is dropped, so its rows are simply computed again.
+Appends from several processes are serialised with a lock file (POSIX ``flock``).
+
+The default root is ``$SIMTOOLS_CACHE_DIR`` or ``~/.cache/simtools/teacher``. Only numpy
+(``allow_pickle=False``) and JSON files are read: nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TeacherCache", "default_cache_dir", "text_key"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_INDEX = "index.json"
+
+
+def default_cache_dir() -> Path:
+    """``$SIMTOOLS_CACHE_DIR`` if set, else ``~/.cache/simtools/teacher``."""
+    env = os.environ.get("SIMTOOLS_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "simtools" / "teacher"
+
+
+def text_key(model_id: str, text: str) -> str:
+    """The cache key of ``text`` under ``model_id``: hex sha1 of both."""
+    return hashlib.sha1(f"{model_id}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_save_npy(path: Path, rows: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, rows, allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _Store:
+    """The rows of one model identity: an index in memory, shards on disk."""
+
+    def __init__(self, folder: Path, model_id: str) -> None:
+        self.folder = folder
+        self.model_id = model_id
+        self.dim: int | None = None
+        self.keys: dict[str, tuple[str, int]] = {}
+        self._stamp: tuple[int, int] | None = None
+        self._shards: dict[str, np.ndarray] = {}
+        self._bad: set[str] = set()  # shards found unreadable: their keys are ignored
+        self.reload()
+
+    # -- reading --------------------------------------------------------------------------
+    def _index_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = (self.folder / _INDEX).stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def reload(self, *, force: bool = False) -> None:
+        """Re-read the index if another process (or this one) has changed it."""
+        stamp = self._index_stamp()
+        if stamp == self._stamp and not force:
+            return
+        self._stamp = stamp
+        if stamp is None:
+            self.keys, self.dim = {}, None
+            return
+        try:
+            data = json.loads((self.folder / _INDEX).read_text(encoding="utf-8"))
+            if data.get("format_version") != FORMAT_VERSION or data.get("model_id") != self.model_id:
+                raise ValueError(f"format {data.get('format_version')!r} / model "
+                                 f"{data.get('model_id')!r}")
+            self.dim = int(data["dim"])
+            self.keys = {k: (str(v[0]), int(v[1])) for k, v in data["keys"].items()
+                         if v[0] not in self._bad}
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            logger.warning("teacher cache index %s is unreadable (%s); rebuilding it from the "
+                           "shards", self.folder / _INDEX, e)
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.keys, self.dim = {}, None
+        for keys_file in sorted(self.folder.glob("*.keys.json")):
+            shard = keys_file.name[: -len(".keys.json")]
+            if shard in self._bad:
+                continue
+            try:
+                keys = json.loads(keys_file.read_text(encoding="utf-8"))
+                rows = self._shard(shard)
+                if not isinstance(keys, list) or len(keys) != rows.shape[0]:
+                    raise ValueError(f"{len(keys)} keys for {rows.shape[0]} rows")
+            except (OSError, ValueError, TypeError) as e:
+                logger.warning("dropping unreadable teacher cache shard %s (%s)", shard, e)
+                continue
+            self.dim = int(rows.shape[1])
+            for i, key in enumerate(keys):
+                self.keys[str(key)] = (shard, i)
+
+    def _shard(self, name: str) -> np.ndarray:
+        rows = self._shards.get(name)
+        if rows is None:
+            rows = np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            if rows.ndim != 2 or rows.dtype != np.float32:
+                raise ValueError(f"shard {name} holds {rows.dtype} {rows.shape}, expected "
+                                 "float32 (rows, dim)")
+            self._shards[name] = rows
+        return rows
+
+    def lookup(self, keys: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """Rows found for ``keys`` (zeros where missing) and a boolean mask of which were found."""
+        self.reload()
+        found = np.zeros(len(keys), dtype=bool)
+        if self.dim is None:
+            return None, found
+        out = np.zeros((len(keys), self.dim), dtype=np.float32)
+        by_shard: dict[str, tuple[list[int], list[int]]] = {}
+        for i, key in enumerate(keys):
+            where = self.keys.get(key)
+            if where is not None:
+                positions, rows = by_shard.setdefault(where[0], ([], []))
+                positions.append(i)
+                rows.append(where[1])
+        for shard, (positions, rows) in by_shard.items():
+            try:
+                data = self._shard(shard)
+                out[positions] = data[rows]
+            except (OSError, ValueError, IndexError) as e:
+                # A truncated or deleted shard: forget its keys so the rows are recomputed.
+                logger.warning("teacher cache shard %s is unreadable (%s); its rows will be "
+                               "recomputed", shard, e)
+                self._shards.pop(shard, None)
+                self._bad.add(shard)
+                self.keys = {k: v for k, v in self.keys.items() if v[0] != shard}
+                continue
+            found[positions] = True
+        return out, found
+
+    # -- writing --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "a+b") as handle:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - not POSIX: single writer assumed
+                yield
+                return
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def append(self, keys: list[str], rows: np.ndarray) -> None:
+        """Add rows under ``keys`` (keys already present are skipped)."""
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[0] != len(keys):
+            raise ValueError(f"rows must have shape ({len(keys)}, dim), got {rows.shape}")
+        with self._locked():
+            self.reload()
+            if self.dim is not None and rows.shape[1] != self.dim:
+                raise ValueError(f"the cache for {self.model_id!r} holds {self.dim}-d rows, got "
+                                 f"{rows.shape[1]}-d; the model changed without a new model_id")
+            keep = [i for i, k in enumerate(keys) if k not in self.keys]
+            keep = list({keys[i]: i for i in keep}.values())  # one row per key
+            if not keep:
+                return
+            shard = f"{len({s for s, _ in self.keys.values()}):05d}-{uuid.uuid4().hex[:8]}"
+            new_keys = [keys[i] for i in keep]
+            _atomic_save_npy(self.folder / f"{shard}.npy", rows[keep])
+            _atomic_write_bytes(self.folder / f"{shard}.keys.json",
+                                json.dumps(new_keys).encode("utf-8"))
+            self.dim = int(rows.shape[1])
+            for i, key in enumerate(new_keys):
+                self.keys[key] = (shard, i)
+            index = {"format_version": FORMAT_VERSION, "model_id": self.model_id, "dim": self.dim,
+                     "keys": {k: [s, r] for k, (s, r) in self.keys.items()}}
+            _atomic_write_bytes(self.folder / _INDEX,
+                                json.dumps(index, separators=(",", ":")).encode("utf-8"))
+            self._stamp = self._index_stamp()
+
+
+class TeacherCache:
+    """Float32 rows (embeddings, logits) on disk, keyed by model identity and text.
+
+    >>> cache = TeacherCache(tmp_dir)                              # doctest: +SKIP
+    >>> X = cache.get_or_compute("my-model:v1", texts, model.embed)  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self._stores: dict[str, _Store] = {}
+
+    def __repr__(self) -> str:
+        return f"TeacherCache({str(self.root)!r})"
+
+    def _store(self, model_id: str) -> _Store:
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError(f"model_id must be a non-empty str, got {model_id!r}")
+        store = self._stores.get(model_id)
+        if store is None:
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)[:40].strip("._-") or "model"
+            digest = hashlib.sha1(model_id.encode("utf-8")).hexdigest()[:12]
+            store = _Store(self.root / f"{slug}-{digest}", model_id)
+            self._stores[model_id] = store
+        return store
+
+    def get(self, model_id: str, texts: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """Cached rows for ``texts`` and a boolean mask of hits.
+
+        Returns ``(rows, found)``: ``rows`` is float32 ``(n, dim)`` with zeros where
+        ``found`` is False, or None when nothing is cached for ``model_id`` yet.
+        """
+        store = self._store(model_id)
+        return store.lookup([text_key(model_id, t) for t in texts])
+
+    def put(self, model_id: str, texts: list[str], rows: Any) -> None:
+        """Store float32 ``rows`` (one per text) under ``model_id``; existing keys are kept."""
+        self._store(model_id).append([text_key(model_id, t) for t in texts], np.asarray(rows))
+
+    def __len__(self) -> int:
+        """Rows held across the stores opened so far."""
+        return sum(len(s.keys) for s in self._stores.values())
+
+    def count(self, model_id: str) -> int:
+        """How many rows are cached under ``model_id``."""
+        store = self._store(model_id)
+        store.reload()
+        return len(store.keys)
+
+    def get_or_compute(
+        self,
+        model_id: str,
+        texts: list[str],
+        compute: Callable[[list[str]], np.ndarray],
+        *,
+        chunk_size: int = 2048,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Rows for ``texts``: cached ones read back, the others computed, stored and returned.
+
+        ``compute(missing_texts)`` must return float32 ``(len(missing_texts), dim)``. It is
+        called on chunks of at most ``chunk_size`` distinct texts, each stored as soon as it is
+        done, so an interrupted run keeps what it finished. ``progress(done, total)`` counts
+        distinct texts. Returns float32 ``(len(texts), dim)`` in the order of ``texts``.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        rows, found = self.get(model_id, texts)
+        missing: dict[str, None] = {}
+        for text, hit in zip(texts, found, strict=True):
+            if not hit:
+                missing.setdefault(text, None)
+        todo = list(missing)
+        if todo:
+            logger.info("teacher cache %s: %d of %d texts to compute", model_id,
+                        len(todo), len(texts))
+        total = len(set(texts))
+        done = total - len(todo)
+        computed: dict[str, np.ndarray] = {}
+        for start in range(0, len(todo), chunk_size):
+            part = todo[start:start + chunk_size]
+            out = np.ascontiguousarray(compute(part), dtype=np.float32)
+            if out.ndim != 2 or out.shape[0] != len(part):
+                raise ValueError(f"compute returned shape {out.shape} for {len(part)} texts; "
+                                 "expected (n_texts, dim)")
+            self.put(model_id, part, out)
+            computed.update(zip(part, out, strict=True))
+            done += len(part)
+            if progress is not None:
+                progress(done, total)
+        if rows is None:
+            dim = next(iter(computed.values())).shape[0] if computed else 0
+            rows = np.zeros((len(texts), dim), dtype=np.float32)
+        for i in np.flatnonzero(~found):
+            rows[i] = computed[texts[i]]
+        return np.ascontiguousarray(rows, dtype=np.float32)

@@ -1,0 +1,155 @@
+"""The on-disk teacher cache: round trip, keys, atomic files, recovery from corruption."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from simtools.distill.cache import TeacherCache, default_cache_dir, text_key
+
+
+class Counting:
+    """A fake slow model: one row per text, and a record of what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
+
+
+def store_folder(cache: TeacherCache, model_id: str):
+    return cache._store(model_id).folder
+
+
+def test_round_trip_computes_each_text_once(tmp_path) -> None:
+    model = Counting()
+    cache = TeacherCache(tmp_path)
+    texts = ["a cat", "banana", "a cat", ""]
+    first = cache.get_or_compute("m", texts, model)
+    assert first.dtype == np.float32 and first.shape == (4, 3) and first.flags.c_contiguous
+    np.testing.assert_array_equal(first, model(texts))
+    assert model.calls[0] == ["a cat", "banana", ""]  # duplicates computed once
+    again = TeacherCache(tmp_path).get_or_compute("m", ["banana", "new", "a cat"], model)
+    assert model.calls[-1] == ["new"]
+    np.testing.assert_array_equal(again, model(["banana", "new", "a cat"]))
+    assert cache.count("m") == 4
+
+
+def test_keys_depend_on_model_and_text(tmp_path) -> None:
+    assert text_key("m1", "x") != text_key("m2", "x")
+    assert text_key("m1", "x") != text_key("m1", "y")
+    assert text_key("m", "ab") != text_key("ma", "b")
+    cache = TeacherCache(tmp_path)
+    cache.put("m1", ["x"], np.ones((1, 3), np.float32))
+    rows, found = cache.get("m2", ["x"])
+    assert rows is None and not found.any()
+    rows, found = cache.get("m1", ["x", "y"])
+    assert found.tolist() == [True, False]
+    np.testing.assert_array_equal(rows, [[1, 1, 1], [0, 0, 0]])
+
+
+def test_put_keeps_the_first_row_of_a_key(tmp_path) -> None:
+    cache = TeacherCache(tmp_path)
+    cache.put("m", ["x"], np.ones((1, 2), np.float32))
+    cache.put("m", ["x", "y"], np.full((2, 2), 5, np.float32))
+    rows, _ = cache.get("m", ["x", "y"])
+    np.testing.assert_array_equal(rows, [[1, 1], [5, 5]])
+
+
+def test_chunks_are_stored_as_they_finish(tmp_path) -> None:
+    cache = TeacherCache(tmp_path)
+    seen: list[tuple[int, int]] = []
+
+    def failing(texts: list[str]) -> np.ndarray:
+        if "boom" in texts:
+            raise RuntimeError("interrupted")
+        return np.zeros((len(texts), 2), np.float32)
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_compute("m", ["a", "b", "boom"], failing, chunk_size=2,
+                             progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(2, 3)]
+    assert TeacherCache(tmp_path).get("m", ["a", "b"])[1].all()
+
+
+def test_files_are_npy_and_json_only(tmp_path) -> None:
+    cache = TeacherCache(tmp_path)
+    cache.put("model/with:odd chars", ["x", "y"], np.eye(2, dtype=np.float32))
+    folder = store_folder(cache, "model/with:odd chars")
+    names = sorted(p.name for p in folder.iterdir())
+    assert "index.json" in names and not any(n.endswith(".tmp") for n in names)
+    (shard,) = [n for n in names if n.endswith(".npy")]
+    assert np.load(folder / shard, allow_pickle=False).dtype == np.float32
+    index = json.loads((folder / "index.json").read_text())
+    assert index["model_id"] == "model/with:odd chars" and index["dim"] == 2
+
+
+def test_corrupted_index_is_rebuilt_from_the_shards(tmp_path, caplog) -> None:
+    cache = TeacherCache(tmp_path)
+    cache.put("m", ["x", "y"], np.arange(4, dtype=np.float32).reshape(2, 2))
+    folder = store_folder(cache, "m")
+    (folder / "index.json").write_text('{"format_version": 1, "keys": {trunc')
+    with caplog.at_level(logging.WARNING):
+        rows, found = TeacherCache(tmp_path).get("m", ["y", "x"])
+    assert "rebuilding" in caplog.text
+    assert found.all()
+    np.testing.assert_array_equal(rows, [[2, 3], [0, 1]])
+
+
+def test_truncated_shard_is_recomputed(tmp_path, caplog) -> None:
+    model = Counting()
+    cache = TeacherCache(tmp_path)
+    cache.get_or_compute("m", ["abc", "a"], model)
+    folder = store_folder(cache, "m")
+    (shard,) = folder.glob("*.npy")
+    shard.write_bytes(shard.read_bytes()[:-5])
+    with caplog.at_level(logging.WARNING):
+        rows = TeacherCache(tmp_path).get_or_compute("m", ["abc", "a"], model)
+    assert "unreadable" in caplog.text
+    assert model.calls[-1] == ["abc", "a"]
+    np.testing.assert_array_equal(rows, model(["abc", "a"]))
+    rows, found = TeacherCache(tmp_path).get("m", ["abc", "a"])  # stored again, readable
+    assert found.all()
+    np.testing.assert_array_equal(rows, model(["abc", "a"]))
+
+
+def test_index_of_another_model_is_not_trusted(tmp_path, caplog) -> None:
+    cache = TeacherCache(tmp_path)
+    cache.put("m", ["x"], np.ones((1, 2), np.float32))
+    folder = store_folder(cache, "m")
+    index = json.loads((folder / "index.json").read_text())
+    index["model_id"] = "other"
+    (folder / "index.json").write_text(json.dumps(index))
+    with caplog.at_level(logging.WARNING):
+        assert TeacherCache(tmp_path).get("m", ["x"])[1].all()  # rebuilt from the key files
+
+
+def test_dimension_change_is_refused(tmp_path) -> None:
+    cache = TeacherCache(tmp_path)
+    cache.put("m", ["x"], np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="holds 2-d rows, got 3-d"):
+        cache.put("m", ["y"], np.ones((1, 3), np.float32))
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda c: c.put("m", ["x", "y"], np.ones((1, 2))), r"rows must have shape \(2, dim\)"),
+    (lambda c: c.get("", ["x"]), "model_id must be a non-empty str"),
+    (lambda c: c.get_or_compute("m", ["x"], lambda t: np.ones((2, 2))), "compute returned shape"),
+    (lambda c: c.get_or_compute("m", ["x"], lambda t: t, chunk_size=0), "chunk_size"),
+])
+def test_bad_calls_are_refused(tmp_path, call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call(TeacherCache(tmp_path))
+
+
+def test_default_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("SIMTOOLS_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    assert TeacherCache().root == tmp_path / "c"
+    monkeypatch.delenv("SIMTOOLS_CACHE_DIR")
+    assert default_cache_dir().parts[-3:] == (".cache", "simtools", "teacher")

@@ -71,9 +71,16 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
 
 
 def _fsync_tree(folder: Path) -> None:
-    for file in folder.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
+    # mkdtemp makes a private (0700) folder; give the result the permissions of any new folder.
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o777 & ~umask)
+        elif path.is_file():
+            path.chmod(0o666 & ~umask)
+            with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
 
 

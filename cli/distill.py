@@ -1,0 +1,225 @@
+"""`simtools distill` (train a student from a teacher) and `simtools evaluate` (score a model)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from simtools_cli.common import emit_json, friendly_errors, progress
+
+__all__ = ["distill_command", "evaluate_command"]
+
+
+def _floats(value: str, name: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected a number or a comma-separated list such as 1,2,4; "
+                                 f"got {value!r}", param_hint=name) from None
+    if not out:
+        raise click.BadParameter(f"give at least one value, e.g. {name} 4", param_hint=name)
+    return out
+
+
+def _setup_logging(quiet: bool) -> None:
+    logger = logging.getLogger("simtools")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _bar(iterable: Any, *, length: int | None = None, label: str = "") -> Any:
+    return progress(iterable, length=length, label=label)
+
+
+def _row(result: Any) -> dict[str, Any]:
+    s = result.summary
+    return {"methods": ",".join(s["methods"]), "temperature": s["temperature"], "alpha": s["alpha"],
+            "val_macro_f1": s["val_macro_f1"], "val_accuracy": s["val_accuracy"],
+            "val_knn_recall_at_10": s.get("val_knn_recall_at_10")}
+
+
+def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    if len(temps) > 1 or len(alphas) > 1:
+        key, other = ("temperature", "alpha") if len(temps) > 1 else ("alpha", "temperature")
+        groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault((row["methods"], row[other]), []).append(row)
+        for (methods, value), members in groups.items():
+            ax.plot([r[key] for r in members], [r["val_macro_f1"] for r in members], marker="o",
+                    label=f"{methods}, {other} {value:g}")
+        if key == "temperature":
+            ax.set_xscale("log")
+            ax.set_xticks(temps, [f"{t:g}" for t in temps])
+        ax.set_xlabel(key)
+        ax.legend(fontsize=8)
+    else:
+        ax.bar(range(len(rows)), [r["val_macro_f1"] for r in rows])
+        ax.set_xticks(range(len(rows)), [r["methods"] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel("validation macro-F1")
+    ax.set_title("simtools distill sweep")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@click.command("distill")
+@click.option("--data", "data_path", required=True,
+              help="Labelled data: a TweetEval folder, class subfolders of .txt files, a "
+                   "CSV/TSV/JSONL file with text and label columns, or 'bbc-news'.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the student model into (replaced atomically).")
+@click.option("--method", "methods", multiple=True,
+              help="Distillation methods, comma-combined: none, soft, logits, noisy, "
+                   "compression, embedding. Repeat the option to compare several "
+                   "combinations (a sweep). Default: soft,embedding.")
+@click.option("--temperature", default="4", show_default=True,
+              help="Soft-target temperature T; a comma list (1,2,4,8,20) sweeps.")
+@click.option("--alpha", default="0.5", show_default=True,
+              help="Weight of the soft targets (1 - alpha on the hard labels); a list sweeps.")
+@click.option("--epochs", default=5, show_default=True, type=int)
+@click.option("--dim", default=64, show_default=True, type=int,
+              help="Length of the pooled n-gram vector.")
+@click.option("--buckets", default=1 << 17, show_default=True, type=int,
+              help="Rows of the hashed n-gram table (a power of two).")
+@click.option("--embedding-dim", default=64, show_default=True, type=int,
+              help="Length of the student's output embedding (method 'embedding').")
+@click.option("--teacher", default="default", show_default=True,
+              help="Teacher spec: 'default' (MiniLM + paraphrase-MiniLM + n-gram models) or "
+                   "'sparse' (n-gram models only: fast, no sentence embeddings).")
+@click.option("--lr", default=0.05, show_default=True, type=float, help="Learning rate.")
+@click.option("--augment-copies", default=2, show_default=True, type=int,
+              help="Perturbed copies of each text (method 'compression').")
+@click.option("--unlabelled", type=click.Path(exists=True, dir_okay=False),
+              help="A file of unlabelled in-domain texts, one per line (method 'compression').")
+@click.option("--no-quantize", is_flag=True, help="Keep the embedding table float32 (not int8).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Where a sweep saves its plot (default: OUT/sweep.png).")
+@click.option("--quiet", is_flag=True, help="No per-epoch log lines on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@friendly_errors
+def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperature: str,
+                    alpha: str, epochs: int, dim: int, buckets: int, embedding_dim: int,
+                    teacher: str, lr: float, augment_copies: int, unlabelled: str | None,
+                    no_quantize: bool, seed: int, plot_path: str | None, quiet: bool,
+                    as_json: bool) -> None:
+    """Train a small, fast student from a teacher ensemble and save it to OUT.
+
+    Several values of --method, --temperature or --alpha train one student per setting
+    (sharing one teacher), print a table, save a plot and keep the best student.
+
+    \b
+    Examples:
+      simtools distill --data bbc-news --out models/bbc
+      simtools distill --data tweeteval/emotion --out emo --temperature 1,2,4,8,20
+      simtools distill --data news.csv --out m --method none --method soft,embedding
+    """
+    from simtools.data import load_labelled
+    from simtools.distill.config import DEFAULT_METHODS, DistillConfig, parse_methods
+    from simtools.distill.trainer import sweep
+
+    temps, alphas = _floats(temperature, "--temperature"), _floats(alpha, "--alpha")
+    method_sets = [parse_methods(m) for m in methods] or [DEFAULT_METHODS]
+    base = DistillConfig(methods=method_sets[0], temperature=temps[0], alpha=alphas[0],
+                         epochs=epochs, dim=dim, buckets=buckets, embedding_dim=embedding_dim,
+                         teacher=teacher, lr=lr, augment_copies=augment_copies,
+                         quantize=not no_quantize, seed=seed)
+    for t in temps[1:]:
+        DistillConfig(temperature=t)  # validate every swept value before the teacher runs
+    for a in alphas[1:]:
+        DistillConfig(alpha=a)
+    _setup_logging(quiet or as_json)
+    data = load_labelled(data_path)
+    extra = None
+    if unlabelled:
+        from simtools.data import read_text_file
+
+        extra = [line for line in read_text_file(unlabelled).splitlines() if line.strip()]
+    results = sweep(data, base, methods=method_sets, temperatures=temps, alphas=alphas,
+                    unlabelled=extra, progress=_bar)
+    best = max(results, key=lambda r: r.summary["val_macro_f1"])
+    best.student.config["data"] = {"source": data_path, "train_n": len(data.train),
+                                   "val_n": len(data.val),
+                                   "val_split": "the split load_labelled(--data) makes"}
+    rows = [_row(r) for r in results]
+    if len(results) > 1:
+        best.student.config["sweep"] = rows
+    best.student.save(out)
+    plot_file = None
+    if len(results) > 1:
+        plot_file = Path(plot_path) if plot_path else Path(out) / "sweep.png"
+        _plot(rows, temps, alphas, plot_file)
+    if as_json:
+        emit_json({"out": out, "best": _row(best), "summary": best.summary, "sweep": rows,
+                   "plot": str(plot_file) if plot_file else None})
+        return
+    if len(results) > 1:
+        click.echo(f"{'methods':<28} {'T':>6} {'alpha':>6} {'val F1':>7} {'val acc':>7} {'kNN@10':>7}")
+        for row in rows:
+            recall = row["val_knn_recall_at_10"]
+            click.echo(f"{row['methods']:<28} {row['temperature']:>6g} {row['alpha']:>6g} "
+                       f"{row['val_macro_f1']:>7.4f} {row['val_accuracy']:>7.4f} "
+                       f"{'-' if recall is None else format(recall, '.3f'):>7}")
+        click.echo(f"plot: {plot_file}")
+    s = best.summary
+    teacher_f1 = s.get("teacher", {}).get("val_macro_f1")
+    click.echo(f"saved student ({','.join(s['methods'])}, T {s['temperature']:g}, alpha "
+               f"{s['alpha']:g}) to {out}: val macro-F1 {s['val_macro_f1']:.4f}, accuracy "
+               f"{s['val_accuracy']:.4f}"
+               + (f" (teacher {teacher_f1:.4f})" if teacher_f1 else ""))
+
+
+@click.command("evaluate")
+@click.option("--model", "model_path", type=click.Path(),
+              help="A student model folder (default: the bundled BBC News model).")
+@click.option("--data", "data_path", required=True,
+              help="Labelled data (same forms as `simtools distill --data`).")
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object.")
+@friendly_errors
+def evaluate_command(model_path: str | None, data_path: str, split: str, as_json: bool) -> None:
+    """Accuracy, macro-F1 and the confusion matrix of a model on labelled data.
+
+    \b
+    Examples:
+      simtools evaluate --model simtools/models/bbc-news --data bbc-news
+      simtools evaluate --model emo --data tweeteval/emotion --json
+    """
+    from simtools.classify.student import StudentClassifier, score_predictions
+    from simtools.data import load_labelled
+
+    model = StudentClassifier.load(model_path)
+    part = load_labelled(data_path).split(split)
+    unknown = sorted(set(part.labels) - set(model.labels))
+    if unknown:
+        raise click.ClickException(
+            f"the {split} split of {data_path} has labels the model does not know: "
+            f"{', '.join(unknown)}; the model knows {', '.join(model.labels)}")
+    index = {name: i for i, name in enumerate(model.labels)}
+    y_true = [index[name] for name in part.labels]
+    y_pred = model.predict_logits(part.texts, strict=False).argmax(axis=1)
+    scores = score_predictions(y_true, y_pred, len(model.labels))
+    scores["labels"] = model.labels
+    if as_json:
+        emit_json(scores)
+        return
+    click.echo(f"{split}: n {scores['n']}, accuracy {scores['accuracy']:.4f}, "
+               f"macro-F1 {scores['macro_f1']:.4f}")
+    width = max(8, *(len(name) for name in model.labels))
+    click.echo("confusion matrix (rows: true, columns: predicted)")
+    click.echo(" " * width + " " + " ".join(f"{name[:width]:>{width}}" for name in model.labels))
+    for name, counts in zip(model.labels, scores["confusion_matrix"], strict=True):
+        click.echo(f"{name:<{width}} " + " ".join(f"{c:>{width}}" for c in counts))

@@ -1,0 +1,303 @@
+"""The distilled student at run time: hashed n-gram embeddings, mean pooling, a linear head.
+
+Pure numpy (plus safetensors to read the weights): loading a model and classifying one text
+imports neither torch nor scikit-learn nor scipy. The head is linear on the mean of the
+n-gram embeddings, so it folds into the table: ``mean_i(E[f_i]) @ W + b = mean_i((E @ W)[f_i]) + b``.
+Classification gathers rows of the small ``(buckets, classes)`` table ``E @ W`` instead of the
+``(buckets, dim)`` embedding table and sums them per text.
+
+A model folder holds ``config.json`` (kind "model", type "student"), ``model.safetensors``
+and ``history.json`` (the per-epoch training log).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..encoders._hashing import Features, HashingFeaturizer
+from ..persistence import (
+    FormatError,
+    atomic_folder,
+    load_arrays,
+    read_config,
+    read_json,
+    save_arrays,
+    write_json,
+)
+
+__all__ = ["StudentClassifier", "default_model_path", "quantize_rows", "score_predictions"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"
+HISTORY_NAME = "history.json"
+# Texts per chunk: large enough to amortise numpy call overhead, small enough for the cache.
+_CHUNK = 4096
+
+
+def default_model_path() -> Path:
+    """The bundled BBC News student (``simtools/models/bbc-news``)."""
+    return Path(__file__).resolve().parents[1] / "models" / "bbc-news"
+
+
+def quantize_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 quantisation with one float32 scale per row: ``table ~ q * scale[:, None]``."""
+    table = np.asarray(table, dtype=np.float32)
+    peak = np.abs(table).max(axis=1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(table / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+class StudentClassifier:
+    """A trained student: ``predict_proba`` for labels, ``embed`` for compact vectors.
+
+    ``embeddings`` float32 ``(buckets, dim)`` (or int8 with ``scale`` ``(buckets,)``),
+    ``head_weight`` ``(dim, classes)``, ``head_bias`` ``(classes,)``; optional ``proj_weight``
+    ``(dim, out_dim)`` and ``proj_bias`` map the pooled vector into the output embedding space.
+    """
+
+    def __init__(self, featurizer: HashingFeaturizer, labels: Sequence[str], *,
+                 embeddings: np.ndarray, head_weight: np.ndarray, head_bias: np.ndarray,
+                 scale: np.ndarray | None = None, proj_weight: np.ndarray | None = None,
+                 proj_bias: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None,
+                 config: dict[str, Any] | None = None,
+                 history: list[dict[str, Any]] | None = None) -> None:
+        self.featurizer = featurizer
+        self.labels = [str(label) for label in labels]
+        self.embeddings = embeddings
+        self.scale = scale
+        self.head_weight = np.ascontiguousarray(head_weight, dtype=np.float32)
+        self.head_bias = np.ascontiguousarray(head_bias, dtype=np.float32)
+        self.proj_weight = None if proj_weight is None else np.asarray(proj_weight, np.float32)
+        self.proj_bias = None if proj_bias is None else np.asarray(proj_bias, np.float32)
+        self.extra = dict(extra or {})
+        self.config = dict(config or {})
+        self.history = list(history or [])
+        buckets, dim = embeddings.shape
+        if buckets != featurizer.buckets:
+            raise ValueError(f"embedding table has {buckets} rows but the featurizer hashes into "
+                             f"{featurizer.buckets} buckets")
+        if self.head_weight.shape != (dim, len(self.labels)):
+            raise ValueError(f"head_weight has shape {self.head_weight.shape}, expected "
+                             f"({dim}, {len(self.labels)}) for dim {dim} and {len(self.labels)} labels")
+        self._logit_table: np.ndarray | None = None
+
+    # -- shapes -------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Length of the pooled n-gram vector."""
+        return int(self.embeddings.shape[1])
+
+    @property
+    def embedding_dim(self) -> int:
+        """Length of the vectors :meth:`embed` returns."""
+        return self.dim if self.proj_weight is None else int(self.proj_weight.shape[1])
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+    def dense_embeddings(self) -> np.ndarray:
+        """The embedding table as float32 ``(buckets, dim)`` (dequantised if int8)."""
+        if self.scale is None:
+            return np.asarray(self.embeddings, dtype=np.float32)
+        return self.embeddings.astype(np.float32) * self.scale[:, None]
+
+    def _table(self) -> np.ndarray:
+        if self._logit_table is None:
+            if self.scale is None:
+                table = np.asarray(self.embeddings, np.float32) @ self.head_weight
+            else:
+                # the row scale commutes with the head: (q * s) @ W = s * (q @ W)
+                table = (self.embeddings.astype(np.float32) @ self.head_weight) * self.scale[:, None]
+            self._logit_table = np.ascontiguousarray(table, dtype=np.float32)
+        return self._logit_table
+
+    # -- inference ----------------------------------------------------------------------------
+    def _pooled_sum(self, feats: Features, table: np.ndarray) -> np.ndarray:
+        """Per-text sums of ``table`` rows over all features: float32 ``(n, table.shape[1])``."""
+        n = len(feats.starts[0]) - 1
+        total = np.zeros((n, table.shape[1]), dtype=np.float32)
+        for ids, starts in zip(feats.ids, feats.starts, strict=True):
+            if len(ids) == 0:
+                continue
+            rows = table.take(ids, axis=0)
+            begin = np.minimum(starts[:-1], len(ids) - 1)
+            sums = np.add.reduceat(rows, begin, axis=0)
+            # reduceat returns rows[start] for empty segments: zero them
+            sums[starts[:-1] == starts[1:]] = 0.0
+            total += sums
+        return total
+
+    def _logits_chunk(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        feats = self.featurizer.transform(texts)
+        counts = feats.counts
+        sums = self._pooled_sum(feats, self._table())
+        logits = sums / np.maximum(counts, 1)[:, None].astype(np.float32) + self.head_bias
+        return logits.astype(np.float32, copy=False), counts
+
+    def _map_chunks(self, texts: Sequence[str], func: Any) -> list[Any]:
+        chunks = [texts[i: i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
+        if len(chunks) <= 2:
+            return [func(c) for c in chunks]
+        # numpy releases the GIL in its array loops, so two threads use two cores
+        workers = min(len(chunks), os.cpu_count() or 1, 4)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(func, chunks))
+
+    def predict_logits(self, texts: Sequence[str], *, strict: bool = True) -> np.ndarray:
+        """Logits float32 ``(n, classes)``, columns in the order of :attr:`labels`.
+
+        With ``strict``, a text without a single token (empty, whitespace) is an error.
+        """
+        texts = _as_texts(texts)
+        parts = self._map_chunks(texts, self._logits_chunk)
+        logits = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, len(self.labels)), np.float32)
+        if strict:
+            counts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+            empty = np.flatnonzero(counts == 0)
+            if len(empty):
+                i = int(empty[0])
+                raise ValueError(f"text {i} ({texts[i][:40]!r}) is empty or has no words or symbols "
+                                 f"({len(empty)} such texts); remove empty texts before classifying")
+        return logits
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities float32 ``(n, classes)``; columns in the order of :attr:`labels`."""
+        logits = self.predict_logits(texts)
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most probable label of each text."""
+        best = self.predict_logits(texts).argmax(axis=1)
+        return [self.labels[i] for i in best]
+
+    def top_k(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
+        """The ``k`` most probable (label, probability) pairs of each text, best first."""
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        proba = self.predict_proba(texts)
+        k = min(k, proba.shape[1])
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        return [[(self.labels[j], float(proba[i, j])) for j in row] for i, row in enumerate(order)]
+
+    def pooled(self, texts: Sequence[str]) -> np.ndarray:
+        """Mean of the n-gram embeddings of each text, float32 ``(n, dim)`` (zeros if no token)."""
+        texts = _as_texts(texts)
+        table = self.dense_embeddings()
+
+        def chunk(part: Sequence[str]) -> np.ndarray:
+            feats = self.featurizer.transform(part)
+            return self._pooled_sum(feats, table) / np.maximum(feats.counts, 1)[:, None]
+
+        parts = self._map_chunks(texts, chunk)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+    def embed(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
+        """Compact sentence vectors float32 ``(n, embedding_dim)``, L2-normalised by default.
+
+        A text without a token gets the zero vector (it has no direction).
+        """
+        vectors = self.pooled(texts)
+        if self.proj_weight is not None:
+            vectors = vectors @ self.proj_weight
+            if self.proj_bias is not None:
+                vectors += self.proj_bias
+        if normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    # -- persistence --------------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"embeddings": self.embeddings, "head_weight": self.head_weight,
+               "head_bias": self.head_bias}
+        if self.scale is not None:
+            out["embeddings_scale"] = self.scale
+        if self.proj_weight is not None:
+            out["proj_weight"] = self.proj_weight
+        if self.proj_bias is not None:
+            out["proj_bias"] = self.proj_bias
+        out.update(self.extra)
+        return out
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder atomically; returns the path."""
+        config = {**self.config, "kind": "model", "format_version": FORMAT_VERSION,
+                  "type": "student", "labels": self.labels,
+                  "featurizer": self.featurizer.params(), "dim": self.dim,
+                  "embedding_dim": self.embedding_dim, "quantized": self.quantized}
+        with atomic_folder(path) as tmp:
+            write_json(tmp / "config.json", config)
+            save_arrays(tmp / WEIGHTS_NAME, self.arrays())
+            write_json(tmp / HISTORY_NAME, self.history)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> StudentClassifier:
+        """Read a model folder (default: the bundled BBC News model)."""
+        path = Path(path) if path is not None else default_model_path()
+        config = read_config(path, kind="model", versions=(FORMAT_VERSION,))
+        if config.get("type") != "student":
+            raise FormatError(f"{path} holds a model of type {config.get('type')!r}, "
+                              "expected 'student'")
+        arrays = load_arrays(path / WEIGHTS_NAME)
+        history_file = path / HISTORY_NAME
+        history = read_json(history_file) if history_file.exists() else []
+        try:
+            return cls.from_state(config, arrays, history=history)
+        except (KeyError, TypeError, ValueError) as e:
+            raise FormatError(f"{path} has an inconsistent student config or weights ({e}); "
+                              "re-train or re-save it") from e
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray], *,
+                   history: list[dict[str, Any]] | None = None) -> StudentClassifier:
+        """Rebuild a model from its config (``labels``, ``featurizer``) and named arrays."""
+        known = {"embeddings", "embeddings_scale", "head_weight", "head_bias", "proj_weight",
+                 "proj_bias"}
+        featurizer = HashingFeaturizer.from_params(config["featurizer"])
+        return cls(featurizer, config["labels"], embeddings=arrays["embeddings"],
+                   scale=arrays.get("embeddings_scale"), head_weight=arrays["head_weight"],
+                   head_bias=arrays["head_bias"], proj_weight=arrays.get("proj_weight"),
+                   proj_bias=arrays.get("proj_bias"),
+                   extra={k: v for k, v in arrays.items() if k not in known},
+                   config=config, history=history)
+
+
+def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Accuracy, macro-F1 (classes absent from both count 0, like scikit-learn with
+    ``labels=range(n_classes)``) and the confusion matrix (rows: true, columns: predicted)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    confusion = np.bincount(y_true * n_classes + y_pred,
+                            minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(confusion).astype(np.float64)
+    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
+    denom = predicted + actual
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"accuracy": float(tp.sum() / max(len(y_true), 1)), "macro_f1": float(f1.mean()),
+            "confusion_matrix": confusion.tolist(), "n": int(len(y_true))}
+
+
+def _as_texts(texts: Any) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts must be a list of strings, not a single {type(texts).__name__}; "
+                        f"wrap it in a list: [{texts!r:.40}]")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is a {type(text).__name__}, expected str")
+    return out

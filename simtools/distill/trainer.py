@@ -1,0 +1,413 @@
+"""Train a student from a teacher: the transfer set, the training loop, sweeps.
+
+Two steps, so that a sweep pays for the teacher once:
+
+1. :func:`prepare` fits the teacher on the training split, builds the transfer set (the real
+   texts; with ``compression`` also perturbed copies and unlabelled texts) and labels it with
+   the teacher's logits and, for ``embedding``, the teacher's sentence vectors;
+2. :func:`train_student` trains one student (torch ``EmbeddingBag(sparse=True)`` + SparseAdam,
+   about 40x faster than dense Adam here) and returns the numpy :class:`StudentClassifier`.
+
+:func:`distill` runs both; :func:`sweep` trains one student per configuration on one prepared
+transfer set. torch is imported here and in :mod:`.losses` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..classify.student import StudentClassifier, quantize_rows, score_predictions
+from ..encoders._hashing import HashingFeaturizer
+from .augment import perturbed_copies
+from .config import DistillConfig, Method
+
+__all__ = ["Prepared", "TrainResult", "distill", "knn_recall", "prepare", "sweep", "train_student"]
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[..., Iterable[Any]]
+_LABEL_TERMS = (Method.SOFT, Method.LOGITS, Method.NOISY)
+
+
+@dataclass
+class Prepared:
+    """A teacher-labelled transfer set and the validation split, shared by a sweep."""
+
+    labels: list[str]
+    texts: list[str]
+    y: np.ndarray                      # int64 (n,), -1 for unlabelled texts
+    synthetic: np.ndarray              # bool (n,): perturbed copies and unlabelled texts
+    val_texts: list[str]
+    val_y: np.ndarray
+    teacher_logits: np.ndarray | None = None   # float32 (n, C)
+    teacher_emb: np.ndarray | None = None      # float32 (n, D), L2-normalised
+    val_teacher_emb: np.ndarray | None = None
+    teacher_summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """One trained student with its per-epoch history and a summary of its scores."""
+
+    student: StudentClassifier
+    config: DistillConfig
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def _featurizer(config: DistillConfig) -> HashingFeaturizer:
+    return HashingFeaturizer(buckets=config.buckets, char_ngrams=config.char_ngrams,
+                             word_ngrams=config.word_ngrams, max_chars=config.max_chars)
+
+
+def _label_ids(labels: Sequence[str], names: list[str], split: str) -> np.ndarray:
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise ValueError(f"the {split} split has labels {unknown} that the training labels "
+                         f"{names} lack; fix the data or drop those rows")
+    return np.fromiter((index[lab] for lab in labels), dtype=np.int64, count=len(labels))
+
+
+def _needs(configs: Sequence[DistillConfig]) -> tuple[bool, bool, bool]:
+    teacher = any(m is not Method.NONE for c in configs for m in c.methods)
+    compression = any(c.uses(Method.COMPRESSION) for c in configs)
+    embedding = any(c.uses(Method.EMBEDDING) for c in configs)
+    return teacher, compression, embedding
+
+
+def prepare(data: Any, configs: DistillConfig | Sequence[DistillConfig], *,
+            teacher: Any = None, unlabelled: Sequence[str] | None = None) -> Prepared:
+    """Fit the teacher (unless one is given, already fitted) and build the transfer set.
+
+    ``data`` is a :class:`simtools.data.LabelledData`; ``configs`` the students to come (the
+    transfer set holds what any of them needs); ``unlabelled`` optional in-domain texts that,
+    labelled by the teacher, join the transfer set of ``compression`` students.
+    """
+    configs = [configs] if isinstance(configs, DistillConfig) else list(configs)
+    first = configs[0]
+    labels = list(data.labels)
+    y_train = _label_ids(data.train.labels, labels, "train")
+    val_y = _label_ids(data.val.labels, labels, "validation")
+    texts = list(data.train.texts)
+    y = y_train
+    synthetic = np.zeros(len(texts), dtype=bool)
+    need_teacher, need_compression, need_embedding = _needs(configs)
+    if need_compression:
+        copies = max(c.augment_copies for c in configs if c.uses(Method.COMPRESSION))
+        extra, source = perturbed_copies(texts, copies, seed=first.seed)
+        extra_unl = [t for t in (unlabelled or []) if t.strip()]
+        texts = texts + extra + extra_unl
+        y = np.concatenate([y, y_train[source], np.full(len(extra_unl), -1, dtype=np.int64)])
+        synthetic = np.concatenate([synthetic, np.ones(len(extra) + len(extra_unl), dtype=bool)])
+        logger.info("transfer set: %d real + %d perturbed + %d unlabelled texts",
+                    len(data.train), len(extra), len(extra_unl))
+    prepared = Prepared(labels, texts, y, synthetic, list(data.val.texts), val_y)
+    if not need_teacher:
+        return prepared
+    started = time.perf_counter()
+    if teacher is None:
+        from .teacher import make_teacher
+
+        teacher = make_teacher(first.teacher, seed=first.seed)
+        logger.info("fitting teacher %r on %d texts", first.teacher, len(data.train))
+        teacher.fit(list(data.train.texts), list(data.train.labels))
+    missing = sorted(set(labels) - set(teacher.labels))
+    if missing:
+        raise ValueError(f"the teacher does not know the labels {missing}; fit it on this data")
+    columns = [list(teacher.labels).index(name) for name in labels]
+    prepared.teacher_logits = np.ascontiguousarray(
+        np.asarray(teacher.predict_logits(texts), dtype=np.float32)[:, columns])
+    val_logits = np.asarray(teacher.predict_logits(prepared.val_texts), dtype=np.float32)[:, columns]
+    teacher_scores = score_predictions(val_y, val_logits.argmax(axis=1), len(labels))
+    summary: dict[str, Any] = {"spec": first.teacher, "val_accuracy": teacher_scores["accuracy"],
+                               "val_macro_f1": teacher_scores["macro_f1"]}
+    try:
+        summary["members_val_macro_f1"] = dict(
+            teacher.member_scores(prepared.val_texts, list(data.val.labels)))
+    except (AttributeError, NotImplementedError, ValueError) as e:
+        logger.info("teacher member scores unavailable: %s", e)
+    if need_embedding:
+        prepared.teacher_emb = np.asarray(teacher.embed(texts), dtype=np.float32)
+        prepared.val_teacher_emb = np.asarray(teacher.embed(prepared.val_texts), dtype=np.float32)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    prepared.teacher_summary = summary
+    logger.info("teacher: val macro-F1 %.4f, accuracy %.4f (%.1f s)", summary["val_macro_f1"],
+                summary["val_accuracy"], summary["seconds"])
+    return prepared
+
+
+def _pca(vectors: np.ndarray, k: int) -> np.ndarray:
+    """Top-``k`` right singular vectors of the (uncentred) rows, float32 ``(k, D)``.
+
+    Uncentred, so that dot products (cosines of the normalised teacher vectors) are what the
+    projection keeps best.
+    """
+    _, _, vt = np.linalg.svd(vectors.astype(np.float64), full_matrices=False)
+    return np.ascontiguousarray(vt[: min(k, vt.shape[0])], dtype=np.float32)
+
+
+def knn_recall(queries: np.ndarray, reference: np.ndarray, k: int = 10) -> float:
+    """Mean overlap of the cosine top-``k`` neighbours (self excluded) of each row under two
+    embeddings of the same texts: ``|kNN_q(i) & kNN_ref(i)| / k``."""
+    def top(x: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        sims = x @ x.T
+        np.fill_diagonal(sims, -np.inf)
+        return np.argpartition(-sims, k, axis=1)[:, :k]
+
+    k = min(k, len(queries) - 1)
+    if k < 1:
+        return float("nan")
+    a, b = top(queries.astype(np.float32)), top(reference.astype(np.float32))
+    return float(np.mean([len(np.intersect1d(r, s)) / k for r, s in zip(a, b, strict=True)]))
+
+
+class _Bags:
+    """Hashed features of many texts, for slicing batches in torch EmbeddingBag layout."""
+
+    def __init__(self, featurizer: HashingFeaturizer, texts: Sequence[str]) -> None:
+        ids, _offsets, counts = [], [], []
+        for i in range(0, len(texts), 4096):
+            feats = featurizer.transform(texts[i: i + 4096])
+            flat, _ = feats.bags()
+            ids.append(flat)
+            counts.append(feats.counts)
+        self.ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        self.counts = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+        self.offsets = np.zeros(len(self.counts), dtype=np.int64)
+        np.cumsum(self.counts[:-1], out=self.offsets[1:])
+
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        counts = self.counts[rows]
+        starts = np.zeros(len(rows), dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        index = np.repeat(self.offsets[rows] - starts, counts) + np.arange(int(counts.sum()))
+        return self.ids[index], starts
+
+
+def _make_net(buckets: int, dim: int, classes: int, proj_dim: int | None) -> Any:
+    import torch
+    from torch import nn
+
+    class StudentNet(nn.Module):
+        """Mean of hashed n-gram embeddings -> linear head (and optional projection)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.EmbeddingBag(buckets, dim, mode="mean", sparse=True)
+            nn.init.uniform_(self.embedding.weight, -1.0 / dim, 1.0 / dim)
+            self.head = nn.Linear(dim, classes)
+            self.proj = nn.Linear(dim, proj_dim) if proj_dim else None
+
+        def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> tuple[Any, Any]:
+            pooled = self.embedding(ids, offsets)
+            return self.head(pooled), (self.proj(pooled) if self.proj is not None else None)
+
+    return StudentNet()
+
+
+def _identity_progress(iterable: Iterable[Any], **_: Any) -> Iterator[Any]:
+    yield from iterable
+
+
+def train_student(prepared: Prepared, config: DistillConfig, *,
+                  progress: ProgressFn | None = None) -> TrainResult:
+    """Train one student on a prepared transfer set; returns it with its history."""
+    import torch
+
+    progress = progress or _identity_progress
+    threads = torch.get_num_threads()
+    # One thread: the sparse updates are small, and on a busy 2-core machine torch's second
+    # thread spin-waits (measured 20x slower per step with two threads under load).
+    torch.set_num_threads(1)
+    try:
+        return _train(prepared, config, progress, torch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torch: Any) -> TrainResult:
+    from . import losses
+    from .diagnostics import layer_grad_norms
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    methods = set(config.methods)
+    if methods - {Method.NONE} and prepared.teacher_logits is None:
+        raise ValueError(f"method {config.method_string} needs the teacher's outputs; "
+                         "prepare() the transfer set with this configuration")
+    rows = np.arange(len(prepared.texts))
+    if Method.COMPRESSION not in methods:
+        rows = rows[~prepared.synthetic]
+    featurizer = _featurizer(config)
+    bags = _Bags(featurizer, [prepared.texts[i] for i in rows])
+    y_all = torch.from_numpy(prepared.y[rows])
+    zt_all = (torch.from_numpy(prepared.teacher_logits[rows])
+              if prepared.teacher_logits is not None else None)
+    targets = components = None
+    if Method.EMBEDDING in methods:
+        if prepared.teacher_emb is None:
+            raise ValueError("method 'embedding' needs a teacher with sentence embeddings; "
+                             "use a teacher with an embedding member (e.g. --teacher default)")
+        components = _pca(prepared.teacher_emb[~prepared.synthetic], config.embedding_dim)
+        targets = torch.from_numpy(np.ascontiguousarray(prepared.teacher_emb[rows] @ components.T))
+    classes = len(prepared.labels)
+    net = _make_net(config.buckets, config.dim, classes,
+                    None if components is None else components.shape[0])
+    sparse_opt = torch.optim.SparseAdam(list(net.embedding.parameters()), lr=config.lr)
+    dense_params = [p for name, p in net.named_parameters() if not name.startswith("embedding")]
+    dense_opt = torch.optim.Adam(dense_params, lr=config.lr * 0.2)
+    label_term = bool(methods & set(_LABEL_TERMS))
+    history: list[dict[str, Any]] = []
+    val_bags = _Bags(featurizer, prepared.val_texts)
+    val_ids, val_offsets = torch.from_numpy(val_bags.ids), torch.from_numpy(val_bags.offsets)
+    n_batches = (len(rows) + config.batch_size - 1) // config.batch_size
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        net.train()
+        order = rng.permutation(len(rows))
+        parts: dict[str, float] = {}
+        norms: dict[str, float] = {}
+        sampled = 0
+        # gradient norms of every layer, averaged over about 50 batches of each epoch
+        every = max(1, n_batches // 50)
+        total = 0.0
+        batches = [order[i: i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        for step, batch in enumerate(progress(batches, length=n_batches,
+                                              label=f"epoch {epoch}/{config.epochs}")):
+            ids, offsets = bags.batch(batch)
+            index = torch.from_numpy(batch)
+            z_s, v_s = net(torch.from_numpy(ids), torch.from_numpy(offsets))
+            y = y_all[index]
+            has_y = y >= 0
+            terms: dict[str, Any] = {}
+            if zt_all is not None:
+                z_t = zt_all[index]
+                if Method.NOISY in methods:
+                    z_t = losses.add_teacher_noise(z_t, std=config.noise_std,
+                                                   fraction=config.noise_fraction,
+                                                   generator=generator)
+            if Method.SOFT in methods:
+                terms["soft"] = config.alpha * losses.soft_loss(z_s, z_t, config.temperature)
+                if config.alpha < 1 and bool(has_y.any()):
+                    terms["hard"] = (1 - config.alpha) * losses.hard_loss(z_s[has_y], y[has_y])
+            if Method.LOGITS in methods or (Method.NOISY in methods and Method.SOFT not in methods):
+                terms["logits"] = losses.logit_loss(z_s, z_t)
+            if Method.COMPRESSION in methods and not label_term:
+                # compression alone: learn the teacher's probabilities on the grown set
+                terms["soft"] = losses.soft_loss(z_s, z_t, 1.0)
+            if Method.EMBEDDING in methods:
+                terms["embedding"] = config.embedding_weight * losses.cosine_loss(v_s, targets[index])
+            if not label_term and Method.COMPRESSION not in methods and bool(has_y.any()):
+                terms["hard"] = losses.hard_loss(z_s[has_y], y[has_y])  # 'none', 'embedding'
+            loss = sum(terms.values())
+            sparse_opt.zero_grad()
+            dense_opt.zero_grad()
+            loss.backward()
+            if step % every == 0:
+                sampled += 1
+                for name, value in layer_grad_norms(net).items():
+                    norms[name] = norms.get(name, 0.0) + value
+            sparse_opt.step()
+            dense_opt.step()
+            total += loss.item()
+            for name, value in terms.items():
+                parts[name] = parts.get(name, 0.0) + value.item()
+        net.eval()
+        with torch.no_grad():
+            val_logits, _ = net(val_ids, val_offsets)
+        scores = score_predictions(prepared.val_y, val_logits.numpy().argmax(axis=1), classes)
+        record = {"epoch": epoch, "loss": total / n_batches,
+                  "loss_terms": {k: v / n_batches for k, v in parts.items()},
+                  "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"],
+                  "grad_norm": {k: v / max(sampled, 1) for k, v in norms.items()},
+                  "seconds": round(time.perf_counter() - started, 3)}
+        history.append(record)
+        logger.info("epoch %d/%d loss %.4f val macro-F1 %.4f accuracy %.4f grad norms %s",
+                    epoch, config.epochs, record["loss"], scores["macro_f1"], scores["accuracy"],
+                    ", ".join(f"{k} {v:.3g}" for k, v in record["grad_norm"].items()))
+    student = _to_numpy(net, featurizer, prepared.labels, config, components)
+    summary = _summarise(student, prepared, config, history)
+    student.config["training"] = summary
+    student.history = history
+    return TrainResult(student, config, history, summary)
+
+
+def _to_numpy(net: Any, featurizer: HashingFeaturizer, labels: list[str], config: DistillConfig,
+              components: np.ndarray | None) -> StudentClassifier:
+    table = net.embedding.weight.detach().numpy().astype(np.float32)
+    scale = None
+    if config.quantize:
+        table, scale = quantize_rows(table)
+    proj_w = proj_b = None
+    extra: dict[str, np.ndarray] = {}
+    if net.proj is not None:
+        proj_w = np.ascontiguousarray(net.proj.weight.detach().numpy().T)
+        proj_b = net.proj.bias.detach().numpy().copy()
+        # maps teacher vectors into the student's output space: t @ teacher_pca.T
+        extra["teacher_pca"] = components
+    return StudentClassifier(
+        featurizer, labels, embeddings=np.ascontiguousarray(table), scale=scale,
+        head_weight=np.ascontiguousarray(net.head.weight.detach().numpy().T),
+        head_bias=net.head.bias.detach().numpy().copy(), proj_weight=proj_w, proj_bias=proj_b,
+        extra=extra, config={"distill": config.to_dict()})
+
+
+def _summarise(student: StudentClassifier, prepared: Prepared, config: DistillConfig,
+               history: list[dict[str, Any]]) -> dict[str, Any]:
+    # scored with the saved (numpy, possibly int8) model: what `simtools evaluate` will report
+    pred = student.predict_logits(prepared.val_texts, strict=True).argmax(axis=1)
+    scores = score_predictions(prepared.val_y, pred, len(prepared.labels))
+    summary: dict[str, Any] = {
+        "methods": [m.value for m in config.methods], "temperature": config.temperature,
+        "alpha": config.alpha, "epochs": config.epochs, "teacher": prepared.teacher_summary,
+        "transfer_texts": int(len(prepared.texts) if config.uses(Method.COMPRESSION)
+                              else (~prepared.synthetic).sum()),
+        "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"],
+        "val_n": len(prepared.val_texts),
+        "train_seconds": round(sum(h["seconds"] for h in history), 2),
+    }
+    if prepared.val_teacher_emb is not None:
+        summary["val_knn_recall_at_10"] = knn_recall(student.embed(prepared.val_texts),
+                                                     prepared.val_teacher_emb, 10)
+    teacher_f1 = prepared.teacher_summary.get("val_macro_f1")
+    if teacher_f1:
+        summary["retained_of_teacher"] = scores["macro_f1"] / teacher_f1
+    return summary
+
+
+def distill(data: Any, config: DistillConfig | None = None, *, teacher: Any = None,
+            unlabelled: Sequence[str] | None = None,
+            progress: ProgressFn | None = None) -> TrainResult:
+    """Fit the teacher, build the transfer set and train one student."""
+    config = config or DistillConfig()
+    prepared = prepare(data, config, teacher=teacher, unlabelled=unlabelled)
+    return train_student(prepared, config, progress=progress)
+
+
+def sweep(data: Any, base: DistillConfig, *, methods: Sequence[Any] | None = None,
+          temperatures: Sequence[float] | None = None, alphas: Sequence[float] | None = None,
+          teacher: Any = None, unlabelled: Sequence[str] | None = None,
+          progress: ProgressFn | None = None) -> list[TrainResult]:
+    """One student per (methods, temperature, alpha) setting, sharing one teacher and one
+    transfer set; results in setting order (pick the best by ``summary["val_macro_f1"]``)."""
+    configs = [replace(base, methods=m, temperature=float(t), alpha=float(a))
+               for m in (methods or [base.methods])
+               for t in (temperatures or [base.temperature])
+               for a in (alphas or [base.alpha])]
+    prepared = prepare(data, configs, teacher=teacher, unlabelled=unlabelled)
+    results = []
+    for config in configs:
+        logger.info("training student: methods %s, T %g, alpha %g", config.method_string,
+                    config.temperature, config.alpha)
+        results.append(train_student(prepared, config, progress=progress))
+    return results

@@ -1,0 +1,135 @@
+"""`simtools distill` and `simtools evaluate` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from simtools_cli.main import main  # noqa: E402
+
+LABELS = ["arts", "money", "sport"]
+SMALL = ["--epochs", "2", "--dim", "16", "--buckets", "4096", "--embedding-dim", "8"]
+
+
+def _write_csv(path: Path, n: int = 150, seed: int = 0, labels: list[str] = LABELS) -> Path:
+    rng = np.random.default_rng(seed)
+    rows = ["text,label"]
+    for i in range(n):
+        c = labels[i % len(labels)]
+        words = [f"{c}{int(rng.integers(0, 10))}" for _ in range(4)] + list(
+            rng.choice(["the", "a", "of", "and", "news"], 3))
+        rows.append(f"{' '.join(words)},{c}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SIMTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_distill_then_evaluate(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    runner = CliRunner()
+    out = env / "model"
+    result = runner.invoke(main, ["distill", "--data", str(data), "--out", str(out), "--method",
+                                  "soft", "--teacher", "word-sgd", "--quiet", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "val macro-F1" in result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "model" and config["type"] == "student"
+    assert config["labels"] == LABELS and config["training"]["methods"] == ["soft"]
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 2 and {"loss", "val_macro_f1", "grad_norm"} <= set(history[0])
+    result = runner.invoke(main, ["evaluate", "--model", str(out), "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["macro_f1"] <= 1
+    assert scores["labels"] == LABELS and len(scores["confusion_matrix"]) == 3
+    assert scores["macro_f1"] == pytest.approx(config["training"]["val_macro_f1"])
+    result = runner.invoke(main, ["evaluate", "--model", str(out), "--data", str(data)])
+    assert result.exit_code == 0 and "confusion matrix" in result.output
+
+
+def test_sweep_prints_table_and_saves_plot(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    out = env / "model"
+    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(out),
+                                       "--method", "none", "--method", "soft", "--temperature",
+                                       "1,4", "--teacher", "word-sgd", "--json", *SMALL])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["sweep"]) == 4 and (out / "sweep.png").stat().st_size > 0
+    best = max(r["val_macro_f1"] for r in report["sweep"])
+    assert report["best"]["val_macro_f1"] == best
+
+
+def test_evaluate_unknown_labels(env: Path) -> None:
+    train = _write_csv(env / "train.csv")
+    out = env / "model"
+    runner = CliRunner()
+    assert runner.invoke(main, ["distill", "--data", str(train), "--out", str(out), "--method",
+                                "none", "--quiet", *SMALL]).exit_code == 0
+    other = _write_csv(env / "other.csv", labels=["arts", "weather", "sport"])
+    result = runner.invoke(main, ["evaluate", "--model", str(out), "--data", str(other)])
+    assert result.exit_code != 0
+    assert "does not know: weather" in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_other_format_version(env: Path) -> None:
+    train = _write_csv(env / "train.csv")
+    out = env / "model"
+    runner = CliRunner()
+    assert runner.invoke(main, ["distill", "--data", str(train), "--out", str(out), "--method",
+                                "none", "--quiet", *SMALL]).exit_code == 0
+    config = json.loads((out / "config.json").read_text())
+    config["format_version"] = 7
+    (out / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(main, ["evaluate", "--model", str(out), "--data", str(train)])
+    assert result.exit_code == 1 and "format version 7" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_mismatched_line_counts_one_line_error(env: Path) -> None:
+    folder = env / "tweets"
+    folder.mkdir()
+    (folder / "train_text.txt").write_text("a b\nc d\ne f\n")
+    (folder / "train_labels.txt").write_text("0\n1\n")
+    result = CliRunner().invoke(main, ["distill", "--data", str(folder), "--out",
+                                       str(env / "m"), "--method", "none"])
+    assert result.exit_code == 1 and "lines" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_method_is_a_clean_error(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(env / "m"),
+                                       "--method", "soft,magic"])
+    assert result.exit_code == 1 and "unknown distillation method 'magic'" in result.output
+
+
+def test_bad_temperature_list_is_a_clean_error(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(env / "m"),
+                                       "--temperature", "2,hot"])
+    assert result.exit_code == 2 and "comma-separated" in result.output
+
+
+def test_swept_value_checked_before_training(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(env / "m"),
+                                       "--alpha", "0.5,3"])
+    assert result.exit_code == 1 and "alpha must be between" in result.output
+
+
+@pytest.mark.parametrize("command", ["distill", "evaluate"])
+def test_help_has_an_example(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Examples:" in result.output and "simtools " in result.output

@@ -1,0 +1,186 @@
+"""The numpy student: equal to the torch model it was trained as, persistence, the encoder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from simtools.classify.student import (
+    StudentClassifier,
+    quantize_rows,
+    score_predictions,
+)
+from simtools.encoders._hashing import HashingFeaturizer
+from simtools.persistence import FormatError
+
+TEXTS = ["the match ended in a goal", "shares fell after the profit warning",
+         "안녕하세요 세계", "😂🔥😂", "a", "new phone chips and software released today"]
+
+
+def _model(rng: np.random.Generator, *, quantize: bool = False, proj: bool = True,
+           classes: int = 3) -> StudentClassifier:
+    featurizer = HashingFeaturizer(buckets=1 << 10)
+    table = rng.normal(size=(1 << 10, 8)).astype(np.float32)
+    scale = None
+    if quantize:
+        table, scale = quantize_rows(table)
+    return StudentClassifier(
+        featurizer, [f"c{i}" for i in range(classes)], embeddings=table, scale=scale,
+        head_weight=rng.normal(size=(8, classes)).astype(np.float32),
+        head_bias=rng.normal(size=classes).astype(np.float32),
+        proj_weight=rng.normal(size=(8, 6)).astype(np.float32) if proj else None,
+        proj_bias=np.zeros(6, np.float32) if proj else None)
+
+
+def test_numpy_logits_equal_torch(rng: np.random.Generator) -> None:
+    torch = pytest.importorskip("torch")
+    model = _model(rng)
+    bag = torch.nn.EmbeddingBag(1 << 10, 8, mode="mean")
+    head = torch.nn.Linear(8, 3)
+    with torch.no_grad():
+        bag.weight.copy_(torch.from_numpy(model.embeddings))
+        head.weight.copy_(torch.from_numpy(model.head_weight.T.copy()))
+        head.bias.copy_(torch.from_numpy(model.head_bias))
+        ids, offsets = model.featurizer.transform(TEXTS).bags()
+        pooled = bag(torch.from_numpy(ids), torch.from_numpy(offsets))
+        expected = head(pooled).numpy()
+    np.testing.assert_allclose(model.predict_logits(TEXTS), expected, atol=1e-5)
+    np.testing.assert_allclose(model.pooled(TEXTS), pooled.numpy(), atol=1e-5)
+
+
+def test_many_chunks_equal_one_by_one(rng: np.random.Generator) -> None:
+    model = _model(rng)
+    texts = [f"text number {i} {TEXTS[i % len(TEXTS)]}" for i in range(9000)]
+    together = model.predict_logits(texts)
+    alone = np.concatenate([model.predict_logits([t]) for t in texts[:: 997]])
+    np.testing.assert_allclose(together[:: 997], alone, atol=1e-5)
+
+
+def test_int8_close_to_float(rng: np.random.Generator) -> None:
+    table = rng.normal(size=(256, 16)).astype(np.float32)
+    q, scale = quantize_rows(table)
+    assert q.dtype == np.int8 and scale.shape == (256,)
+    assert np.abs(q * scale[:, None] - table).max() <= scale.max() / 2 + 1e-6
+    exact = _model(np.random.default_rng(1))
+    approx = _model(np.random.default_rng(1), quantize=True)
+    np.testing.assert_allclose(approx.predict_logits(TEXTS), exact.predict_logits(TEXTS), atol=0.05)
+
+
+def test_proba_top_k_and_predict(rng: np.random.Generator) -> None:
+    model = _model(rng)
+    proba = model.predict_proba(TEXTS)
+    assert proba.dtype == np.float32 and proba.shape == (len(TEXTS), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    top = model.top_k(TEXTS, k=2)
+    assert [row[0][0] for row in top] == model.predict(TEXTS)
+    assert all(row[0][1] >= row[1][1] for row in top)
+
+
+def test_top_k_rejects_bad_k(rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match="positive integer"):
+        _model(rng).top_k(TEXTS, k=0)
+
+
+def test_empty_text_is_an_error(rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match="empty or has no words"):
+        _model(rng).predict_proba(["fine", "   "])
+
+
+def test_single_string_is_an_error(rng: np.random.Generator) -> None:
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        _model(rng).predict_proba("one text")
+
+
+def test_embed_normalised_and_zero_for_empty(rng: np.random.Generator) -> None:
+    vectors = _model(rng).embed([*TEXTS, " "])
+    assert vectors.shape == (len(TEXTS) + 1, 6)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:-1], axis=1), 1.0, atol=1e-5)
+    assert not vectors[-1].any()
+
+
+def test_save_load_round_trip(rng: np.random.Generator, tmp_path) -> None:
+    model = _model(rng, quantize=True)
+    model.history = [{"epoch": 1, "loss": 0.5}]
+    model.save(tmp_path / "m")
+    again = StudentClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.predict_logits(TEXTS), model.predict_logits(TEXTS))
+    assert again.labels == model.labels and again.quantized and again.history == model.history
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["kind"] == "model" and config["type"] == "student" and config["format_version"] == 1
+
+
+def test_load_rejects_other_format_version(rng: np.random.Generator, tmp_path) -> None:
+    _model(rng).save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["format_version"] = 99
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FormatError, match="format version 99"):
+        StudentClassifier.load(tmp_path / "m")
+
+
+def test_load_rejects_other_model_type(rng: np.random.Generator, tmp_path) -> None:
+    _model(rng).save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["type"] = "teacher"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FormatError, match="expected 'student'"):
+        StudentClassifier.load(tmp_path / "m")
+
+
+def test_load_rejects_inconsistent_weights(rng: np.random.Generator, tmp_path) -> None:
+    _model(rng).save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["labels"] = ["only", "two"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FormatError, match="inconsistent"):
+        StudentClassifier.load(tmp_path / "m")
+
+
+def test_classify_path_imports_no_heavy_library(rng: np.random.Generator, tmp_path) -> None:
+    _model(rng).save(tmp_path / "m")
+    code = ("import sys\nfrom simtools.classify.student import StudentClassifier\n"
+            f"m = StudentClassifier.load({str(tmp_path / 'm')!r})\n"
+            "m.predict_proba(['one tweet'])\n"
+            "print(sorted(x for x in ('torch', 'sklearn', 'scipy') if x in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_score_predictions_matches_sklearn() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    y_true = np.array([0, 1, 2, 2, 1, 0, 3])
+    y_pred = np.array([0, 2, 2, 2, 1, 1, 0])
+    scores = score_predictions(y_true, y_pred, 5)
+    assert scores["accuracy"] == pytest.approx(metrics.accuracy_score(y_true, y_pred))
+    assert scores["macro_f1"] == pytest.approx(
+        metrics.f1_score(y_true, y_pred, average="macro", labels=range(5), zero_division=0))
+    assert scores["confusion_matrix"] == metrics.confusion_matrix(y_true, y_pred, labels=range(5)).tolist()
+
+
+def test_student_encoder_round_trip(rng: np.random.Generator, tmp_path) -> None:
+    from simtools.encoders.base import load_encoder
+    from simtools.encoders.student import StudentEncoder
+
+    model = _model(rng)
+    model.save(tmp_path / "m")
+    encoder = StudentEncoder.from_model(tmp_path / "m")
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == (len(TEXTS), encoder.dim) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, model.embed(TEXTS), atol=1e-6)
+    encoder.save(tmp_path / "enc")
+    again = load_encoder(tmp_path / "enc")
+    assert isinstance(again, StudentEncoder)
+    np.testing.assert_array_equal(again.encode(TEXTS), vectors)
+    fitted = StudentEncoder(model_path=str(tmp_path / "m")).fit(["anything"])
+    np.testing.assert_array_equal(fitted.encode(TEXTS), vectors)
+
+
+def test_student_encoder_unfitted_dim() -> None:
+    from simtools.encoders.student import StudentEncoder
+
+    with pytest.raises(AttributeError, match="not fitted"):
+        StudentEncoder().dim  # noqa: B018

@@ -22,7 +22,8 @@ def _load(model_dir: str | None, index_dir: str | None,
         from simtools.classify.student import StudentClassifier, default_model_path
 
         model = StudentClassifier.load(model_dir or default_model_path())
-        return model.predict_proba, list(model.labels)
+        check = not options["allow_unknown"]
+        return (lambda texts: model.predict_proba(texts, check_scripts=check)), list(model.labels)
     from simtools.classify.knn import index_classifier
     from simtools.index import Index
 
@@ -75,11 +76,14 @@ def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json
               help="With --index: rank under this metric [default: the index's own].")
 @click.option("--top-k", type=int, default=None,
               help="Labels shown per text, most probable first [default: 1; all with --json].")
+@click.option("--allow-unknown", is_flag=True,
+              help="With a model: classify texts with no letter or digit in the scripts the model "
+              "was trained on (e.g. Hangul or emoji only for an English model) instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text, one per line.")
 @friendly_errors
 def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: str | None,
                      mode: str, k: int, weights: str, metric: str | None, top_k: int | None,
-                     as_json: bool) -> None:
+                     allow_unknown: bool, as_json: bool) -> None:
     """Label each TEXT ('-' reads one text per line from stdin).
 
     Without --model or --index it uses the bundled BBC News topic model (business,
@@ -99,7 +103,8 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
         top_k = 1_000_000 if as_json else 1
     if top_k < 1:
         raise click.BadParameter(f"must be at least 1, got {top_k}", param_hint="--top-k")
-    options = {"mode": mode, "k": k, "weights": weights, "metric": metric}
+    options = {"mode": mode, "k": k, "weights": weights, "metric": metric,
+               "allow_unknown": allow_unknown}
     all_texts = read_texts(texts)
     predict_proba, labels = _load(model_dir, index_dir, options)
     out = sys.stdout

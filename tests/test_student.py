@@ -184,3 +184,32 @@ def test_student_encoder_unfitted_dim() -> None:
 
     with pytest.raises(AttributeError, match="not fitted"):
         StudentEncoder().dim  # noqa: B018
+
+
+def test_script_pages_and_mask() -> None:
+    from simtools.encoders._hashing import N_PAGES, page_mask, script_pages
+
+    assert script_pages(["Hello world", "café 42"]) == [0]
+    hangul = script_pages(["안녕하세요 세계", "hello"])
+    assert hangul[0] == 0 and all(0xAC <= p <= 0xD7 for p in hangul[1:]) and len(hangul) > 2
+    mask = page_mask([0, 0xAC])
+    assert mask.shape == (N_PAGES,) and mask.sum() == 2 and mask[0xAC]
+
+
+def test_known_chars_counts_letters_in_known_pages() -> None:
+    from simtools.encoders._hashing import page_mask
+
+    feats = HashingFeaturizer(buckets=1 << 10).transform(
+        ["Hello, world!", "안녕 hi", "🎉🎉", "!!!"], known_pages=page_mask([0]))
+    assert feats.known_chars.tolist() == [10, 2, 0, 0]
+
+
+def test_unknown_script_is_an_error_only_when_checked(rng: np.random.Generator) -> None:
+    model = _model(rng)
+    model.config["known_pages"] = [0]
+    texts = ["a plain english text", "안녕하세요", "🎉🎉"]
+    with pytest.raises(ValueError, match=r"text 1 \('안녕하세요'\) has no letter or digit.*2 such"):
+        model.predict_proba(texts, check_scripts=True)
+    assert model.predict_proba(texts).shape == (3, len(model.labels))  # unchecked: classified
+    del model.config["known_pages"]  # a model saved without the record skips the check
+    assert model.predict_proba(texts, check_scripts=True).shape == (3, len(model.labels))

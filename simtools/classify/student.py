@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders._hashing import Features, HashingFeaturizer
+from ..encoders._hashing import Features, HashingFeaturizer, page_mask
 from ..persistence import (
     FormatError,
     atomic_folder,
@@ -138,12 +138,13 @@ class StudentClassifier:
             total += sums
         return total
 
-    def _logits_chunk(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        feats = self.featurizer.transform(texts)
+    def _logits_chunk(self, texts: Sequence[str],
+                      pages: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
+        feats = self.featurizer.transform(texts, known_pages=pages)
         counts = feats.counts
         sums = self._pooled_sum(feats, self._table())
         logits = sums / np.maximum(counts, 1)[:, None].astype(np.float32) + self.head_bias
-        return logits.astype(np.float32, copy=False), counts
+        return logits.astype(np.float32, copy=False), counts, feats.known_chars
 
     def _map_chunks(self, texts: Sequence[str], func: Any) -> list[Any]:
         chunks = [texts[i: i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
@@ -154,13 +155,21 @@ class StudentClassifier:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(func, chunks))
 
-    def predict_logits(self, texts: Sequence[str], *, strict: bool = True) -> np.ndarray:
+    def predict_logits(self, texts: Sequence[str], *, strict: bool = True,
+                       check_scripts: bool = False) -> np.ndarray:
         """Logits float32 ``(n, classes)``, columns in the order of :attr:`labels`.
 
-        With ``strict``, a text without a single token (empty, whitespace) is an error.
+        With ``strict``, a text without a single token (empty, whitespace) is an error. With
+        ``check_scripts``, so is a text with no letter or digit in the scripts the model was
+        trained on (Hangul given to an English model, emoji only): hashing gives such a text
+        features, but the model never learnt anything about them.
         """
         texts = _as_texts(texts)
-        parts = self._map_chunks(texts, self._logits_chunk)
+        # The scripts seen in training (256-code-point pages of letters and digits); a model
+        # saved before they were recorded skips the check.
+        known = self.config.get("known_pages") if check_scripts else None
+        pages = None if known is None else page_mask(known)
+        parts = self._map_chunks(texts, lambda chunk: self._logits_chunk(chunk, pages))
         logits = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, len(self.labels)), np.float32)
         if strict:
             counts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
@@ -169,11 +178,24 @@ class StudentClassifier:
                 i = int(empty[0])
                 raise ValueError(f"text {i} ({texts[i][:40]!r}) is empty or has no words or symbols "
                                  f"({len(empty)} such texts); remove empty texts before classifying")
+        if pages is not None and parts:
+            known = np.concatenate([p[2] for p in parts])
+            unknown = np.flatnonzero(known == 0)
+            if len(unknown):
+                i = int(unknown[0])
+                raise ValueError(
+                    f"text {i} ({texts[i][:40]!r}) has no letter or digit in the scripts this model "
+                    f"was trained on ({_describe_pages(self.config['known_pages'])}); "
+                    f"{len(unknown)} such text(s). Use a model trained on that language, or "
+                    "classify anyway (allow_unknown / --allow-unknown)")
         return logits
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities float32 ``(n, classes)``; columns in the order of :attr:`labels`."""
-        logits = self.predict_logits(texts)
+    def predict_proba(self, texts: Sequence[str], *, check_scripts: bool = False) -> np.ndarray:
+        """Class probabilities float32 ``(n, classes)``; columns in the order of :attr:`labels`.
+
+        ``check_scripts``: see :meth:`predict_logits`.
+        """
+        logits = self.predict_logits(texts, check_scripts=check_scripts)
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)
@@ -290,6 +312,17 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     return {"accuracy": float(tp.sum() / max(len(y_true), 1)), "macro_f1": float(f1.mean()),
             "confusion_matrix": confusion.tolist(), "n": int(len(y_true))}
+
+
+def _describe_pages(pages: Sequence[int]) -> str:
+    """Pages as code-point ranges, e.g. 'U+0000-U+01FF'."""
+    ranges: list[list[int]] = []
+    for page in sorted(pages):
+        if ranges and ranges[-1][1] == page - 1:
+            ranges[-1][1] = page
+        else:
+            ranges.append([page, page])
+    return ", ".join(f"U+{lo << 8:04X}-U+{(hi << 8) | 0xFF:04X}" for lo, hi in ranges)
 
 
 def _as_texts(texts: Any) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..classify.student import StudentClassifier, quantize_rows, score_predictions
-from ..encoders._hashing import HashingFeaturizer
+from ..encoders._hashing import HashingFeaturizer, script_pages
 from .augment import perturbed_copies
 from .config import DistillConfig, Method
 
@@ -338,6 +338,7 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
     student = _to_numpy(net, featurizer, prepared.labels, config, components)
     summary = _summarise(student, prepared, config, history)
     student.config["training"] = summary
+    student.config["known_pages"] = script_pages(prepared.texts)
     student.history = history
     return TrainResult(student, config, history, summary)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Features", "HashingFeaturizer"]
+__all__ = ["N_PAGES", "Features", "HashingFeaturizer", "page_mask", "script_pages"]
 
 _U64 = np.uint64
 _BASE = _U64(0x100000001B3)  # odd: invertible mod 2^64
@@ -93,6 +93,8 @@ class Features:
 
     ids: list[np.ndarray] = field(default_factory=list)
     starts: list[np.ndarray] = field(default_factory=list)
+    #: Per text, how many of its letters and digits lie in the pages given to ``transform``.
+    known_chars: np.ndarray | None = None
 
     @property
     def counts(self) -> np.ndarray:
@@ -149,6 +151,27 @@ class _Powers:
 _POWERS = _Powers()
 
 
+#: Unicode is split into pages of 256 code points (U+0000..U+10FFFF: 0x1100 pages).
+N_PAGES = 0x1100
+
+
+def script_pages(texts: Sequence[str], *, min_share: float = 1e-4) -> list[int]:
+    """The 256-code-point pages that hold at least ``min_share`` of the letters and digits of
+    ``texts``: a cheap record of the scripts a model was trained on (Latin, Hangul, ...)."""
+    cps = np.frombuffer(" ".join(texts).lower().encode("utf-32-le", "surrogatepass"),
+                        dtype=np.uint32)
+    pages = cps[char_classes(cps) == WORD] >> 8
+    counts = np.bincount(pages, minlength=N_PAGES)
+    return [int(p) for p in np.flatnonzero(counts >= max(1, min_share * len(pages)))]
+
+
+def page_mask(pages: Sequence[int]) -> np.ndarray:
+    """Bool ``(N_PAGES,)`` lookup of the given pages, for ``HashingFeaturizer.transform``."""
+    mask = np.zeros(N_PAGES, dtype=bool)
+    mask[np.asarray(pages, dtype=np.int64)] = True
+    return mask
+
+
 class HashingFeaturizer:
     """Texts -> hashed bucket ids of word unigrams, word bigrams and char n-grams.
 
@@ -197,8 +220,12 @@ class HashingFeaturizer:
         h *= _MIX
         return (h >> self._shift).astype(np.int64)
 
-    def transform(self, texts: Sequence[str]) -> Features:
-        """Features of ``texts`` (a list of str); texts need not be non-empty."""
+    def transform(self, texts: Sequence[str], *, known_pages: np.ndarray | None = None) -> Features:
+        """Features of ``texts`` (a list of str); texts need not be non-empty.
+
+        ``known_pages`` (bool ``(N_PAGES,)``, see :func:`script_pages`) also counts, per text,
+        the letters and digits that lie in those 256-code-point pages (``Features.known_chars``).
+        """
         n = len(texts)
         lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
         if n and int(lengths.max()) > self.max_chars:
@@ -222,6 +249,11 @@ class HashingFeaturizer:
         cps = np.concatenate([cps, np.zeros(1, dtype=np.uint32)])
         classes = char_classes(cps)
         feats = Features()
+        if known_pages is not None:
+            known = known_pages[np.minimum(cps >> 8, N_PAGES - 1)] & (classes == WORD)
+            seen = np.zeros(len(known) + 1, dtype=np.int64)
+            np.cumsum(known, out=seen[1:])
+            feats.known_chars = seen[text_starts[1:]] - seen[text_starts[:-1]]
         self._tokens(cps, classes, text_starts, feats)
         if self.char_ngrams != (0, 0):
             self._char_ngrams(cps, classes, text_starts, feats)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
 
 from .common import emit_json, friendly_errors, read_texts
 
-# Texts classified per batch when reading stdin: bounds memory on endless input.
-BATCH = 100_000
+# Texts per batch: one batch is written while the next is classified.
+BATCH = 32_768
 
 
 def _load(model_dir: str | None, index_dir: str | None,
@@ -49,14 +50,18 @@ def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json
             lines.append(json.dumps({"text": text, "label": labels[best[0]],
                                      "probabilities": probabilities}, ensure_ascii=False))
         return "\n".join(lines) + "\n"
+    # Probabilities are printed with 3 decimals: look the strings up instead of formatting
+    # every float (the formatting cost more than the model at 100k texts/s).
     columns = []
     for j in range(top_k):
-        columns.append(names[order[:, j]])
-        columns.append(np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0].tolist())
-    rows = zip(*columns, texts)
-    pair = "\t".join(["{}\t{:.3f}"] * top_k)
-    template = pair + "\t{}\n"
-    return "".join(template.format(*row) for row in rows)
+        columns.append(names[order[:, j]].tolist())
+        best = np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0]
+        columns.append(_PERMILLE[np.rint(best * 1000).astype(np.int64)].tolist())
+    columns.append(texts)
+    return "\n".join(map("\t".join, zip(*columns))) + "\n"
+
+
+_PERMILLE = __import__("numpy").array([f"{i / 1000:.3f}" for i in range(1001)], dtype=object)
 
 
 @click.command("classify")
@@ -107,8 +112,14 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
                "allow_unknown": allow_unknown}
     all_texts = read_texts(texts)
     predict_proba, labels = _load(model_dir, index_dir, options)
+    batches = [all_texts[i:i + BATCH] for i in range(0, len(all_texts), BATCH)]
     out = sys.stdout
-    for start in range(0, len(all_texts), BATCH):
-        batch = all_texts[start:start + BATCH]
-        out.write(_format(batch, predict_proba(batch), labels, top_k, as_json))
+    # A pipeline: the next batch is classified (numpy, off the GIL) while this one is written.
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(predict_proba, batches[0])
+        for i, batch in enumerate(batches):
+            proba = pending.result()
+            if i + 1 < len(batches):
+                pending = pool.submit(predict_proba, batches[i + 1])
+            out.write(_format(batch, proba, labels, top_k, as_json))
     out.flush()

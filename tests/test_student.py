@@ -196,12 +196,12 @@ def test_script_pages_and_mask() -> None:
     assert mask.shape == (N_PAGES,) and mask.sum() == 2 and mask[0xAC]
 
 
-def test_known_chars_counts_letters_in_known_pages() -> None:
+def test_known_words_counts_words_in_known_pages() -> None:
     from simtools.encoders._hashing import page_mask
 
     feats = HashingFeaturizer(buckets=1 << 10).transform(
         ["Hello, world!", "안녕 hi", "🎉🎉", "!!!"], known_pages=page_mask([0]))
-    assert feats.known_chars.tolist() == [10, 2, 0, 0]
+    assert feats.known_words.tolist() == [2, 1, 0, 0]
 
 
 def test_unknown_script_is_an_error_only_when_checked(rng: np.random.Generator) -> None:

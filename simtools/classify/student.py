@@ -144,7 +144,7 @@ class StudentClassifier:
         counts = feats.counts
         sums = self._pooled_sum(feats, self._table())
         logits = sums / np.maximum(counts, 1)[:, None].astype(np.float32) + self.head_bias
-        return logits.astype(np.float32, copy=False), counts, feats.known_chars
+        return logits.astype(np.float32, copy=False), counts, feats.known_words
 
     def _map_chunks(self, texts: Sequence[str], func: Any) -> list[Any]:
         chunks = [texts[i: i + _CHUNK] for i in range(0, len(texts), _CHUNK)]

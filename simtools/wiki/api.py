@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import warnings
@@ -40,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from ..persistence import atomic_write
 
 __all__ = [
     "API_URL_ENV",
@@ -395,17 +395,8 @@ class PageCache:
         """Write atomically (temporary file + ``os.replace``) so a crash never leaves half a file."""
         path = self.path_for(page.requested_title)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(page.to_json(), handle, ensure_ascii=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        data = json.dumps(page.to_json(), ensure_ascii=False).encode("utf-8")
+        atomic_write(path, lambda handle: handle.write(data))
         return path
 
 

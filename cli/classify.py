@@ -8,8 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
+import numpy as np
 
-from .common import emit_json, friendly_errors, read_texts
+from .common import friendly_errors, read_texts
+
+#: The label printed for a text the model cannot read (no letter of its training scripts).
+UNKNOWN = "UNKNOWN"
 
 # Texts per batch: one batch is written while the next is classified.
 BATCH = 32_768
@@ -23,8 +27,9 @@ def _load(model_dir: str | None, index_dir: str | None,
         from simtools.classify.student import StudentClassifier, default_model_path
 
         model = StudentClassifier.load(model_dir or default_model_path())
-        check = not options["allow_unknown"]
-        return (lambda texts: model.predict_proba(texts, check_scripts=check)), list(model.labels)
+        if options["allow_unknown"]:
+            return (lambda texts: (model.predict_proba(texts), None)), list(model.labels)
+        return model.predict_proba_known, list(model.labels)
     from simtools.classify.knn import index_classifier
     from simtools.index import Index
 
@@ -32,12 +37,12 @@ def _load(model_dir: str | None, index_dir: str | None,
     if options["metric"]:
         index = index.with_metric(options["metric"])
     clf = index_classifier(index, mode=options["mode"], k=options["k"], weights=options["weights"])
-    return clf.predict_proba, [str(c) for c in clf.classes_]
+    return (lambda texts: (clf.predict_proba(texts), None)), [str(c) for c in clf.classes_]
 
 
-def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json: bool) -> str:
-    import numpy as np
-
+def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json: bool,
+            known: Any = None) -> str:
+    """Output lines; a text the model cannot read (``known`` False) gets the label UNKNOWN."""
     top_k = max(1, min(top_k, len(labels)))
     order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
     names = np.asarray(labels, dtype=object)
@@ -45,23 +50,31 @@ def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json
         import json
 
         lines = []
-        for text, row, best in zip(texts, proba.tolist(), order):
-            probabilities = {labels[j]: round(row[j], 6) for j in best}
-            lines.append(json.dumps({"text": text, "label": labels[best[0]],
-                                     "probabilities": probabilities}, ensure_ascii=False))
+        for i, (text, row, best) in enumerate(zip(texts, proba.tolist(), order)):
+            if known is not None and not known[i]:
+                record = {"text": text, "label": None, "probabilities": {},
+                          "error": "no letter or digit in the scripts the model was trained on"}
+            else:
+                record = {"text": text, "label": labels[best[0]],
+                          "probabilities": {labels[j]: round(row[j], 6) for j in best}}
+            lines.append(json.dumps(record, ensure_ascii=False))
         return "\n".join(lines) + "\n"
     # Probabilities are printed with 3 decimals: look the strings up instead of formatting
     # every float (the formatting cost more than the model at 100k texts/s).
     columns = []
     for j in range(top_k):
-        columns.append(names[order[:, j]].tolist())
-        best = np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0]
-        columns.append(_PERMILLE[np.rint(best * 1000).astype(np.int64)].tolist())
+        column_names = names[order[:, j]]
+        best = _PERMILLE[np.rint(np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0] * 1000)
+                         .astype(np.int64)]
+        if known is not None and not known.all():
+            column_names[~known] = UNKNOWN
+            best[~known] = "-"
+        columns += [column_names.tolist(), best.tolist()]
     columns.append(texts)
     return "\n".join(map("\t".join, zip(*columns))) + "\n"
 
 
-_PERMILLE = __import__("numpy").array([f"{i / 1000:.3f}" for i in range(1001)], dtype=object)
+_PERMILLE = np.array([f"{i / 1000:.3f}" for i in range(1001)], dtype=object)
 
 
 @click.command("classify")
@@ -93,7 +106,9 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
 
     Without --model or --index it uses the bundled BBC News topic model (business,
     entertainment, politics, sport, tech), offline. Each output line is
-    LABEL<TAB>PROBABILITY[<TAB>LABEL<TAB>PROBABILITY...]<TAB>TEXT.
+    LABEL<TAB>PROBABILITY[<TAB>LABEL<TAB>PROBABILITY...]<TAB>TEXT. A text with no letter or
+    digit in the scripts the model was trained on (Hangul for an English model, emoji only)
+    is written as UNKNOWN<TAB>-, the others are still classified, and the exit status is 1.
 
     \b
     Examples:
@@ -111,15 +126,25 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
     options = {"mode": mode, "k": k, "weights": weights, "metric": metric,
                "allow_unknown": allow_unknown}
     all_texts = read_texts(texts)
-    predict_proba, labels = _load(model_dir, index_dir, options)
+    predict, labels = _load(model_dir, index_dir, options)
     batches = [all_texts[i:i + BATCH] for i in range(0, len(all_texts), BATCH)]
     out = sys.stdout
+    unknown: list[int] = []
     # A pipeline: the next batch is classified (numpy, off the GIL) while this one is written.
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(predict_proba, batches[0])
+        pending = pool.submit(predict, batches[0])
         for i, batch in enumerate(batches):
-            proba = pending.result()
+            proba, known = pending.result()
             if i + 1 < len(batches):
-                pending = pool.submit(predict_proba, batches[i + 1])
-            out.write(_format(batch, proba, labels, top_k, as_json))
+                pending = pool.submit(predict, batches[i + 1])
+            out.write(_format(batch, proba, labels, top_k, as_json, known))
+            if known is not None:
+                unknown.extend((np.flatnonzero(~known) + i * BATCH).tolist())
     out.flush()
+    if unknown:
+        # Every other text was classified and written; these are marked UNKNOWN in the output.
+        first = all_texts[unknown[0]]
+        raise click.ClickException(
+            f"{len(unknown)} text(s) have no letter or digit in the scripts the model was trained "
+            f"on (e.g. text {unknown[0] + 1}: {first[:40]!r}), so they are labelled {UNKNOWN}; "
+            "use a model trained on that language, or --allow-unknown to classify them anyway")

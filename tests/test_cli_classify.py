@@ -9,9 +9,9 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from simtools_cli.main import main
 
 from simtools.classify.student import default_model_path
-from simtools_cli.main import main
 
 BBC = {"business", "entertainment", "politics", "sports", "tech"}
 
@@ -51,14 +51,24 @@ def test_stdin_one_text_per_line():
 
 @pytest.mark.parametrize("args, message", [
     (("   ",), "is empty or has no words"),
-    (("안녕하세요",), "no letter or digit in the scripts this model was trained on"),
-    (("🎉🎉",), "no letter or digit in the scripts this model was trained on"),
+    (("안녕하세요",), "have no letter or digit in the scripts the model was trained on"),
+    (("🎉🎉",), "have no letter or digit in the scripts the model was trained on"),
     (("--top-k", "0", "text"), "must be at least 1"),
 ])
 def test_bad_input_is_a_one_line_error(args, message):
     result = run(*args)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert message in result.output
+
+
+def test_unknown_script_texts_are_marked_and_the_others_classified():
+    result = run("-", stdin="The striker scored twice\n안녕하세요\nMPs vote on the budget\n")
+    assert result.exit_code == 1
+    labels = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert labels == ["sports", "UNKNOWN", "politics"]
+    assert "1 text(s)" in result.stderr and "text 2" in result.stderr
+    rows = [json.loads(line) for line in run("--json", "안녕하세요").stdout.splitlines()]
+    assert rows[0]["label"] is None and rows[0]["probabilities"] == {} and "error" in rows[0]
 
 
 def test_allow_unknown_classifies_other_scripts():

@@ -208,8 +208,10 @@ def test_unknown_script_is_an_error_only_when_checked(rng: np.random.Generator) 
     model = _model(rng)
     model.config["known_pages"] = [0]
     texts = ["a plain english text", "안녕하세요", "🎉🎉"]
-    with pytest.raises(ValueError, match=r"text 1 \('안녕하세요'\) has no letter or digit.*2 such"):
+    with pytest.raises(ValueError, match=r"2 text\(s\) have no letter or digit.*text 1 \('안녕하세요'\)"):
         model.predict_proba(texts, check_scripts=True)
+    proba, known = model.predict_proba_known(texts)
+    assert known.tolist() == [True, False, False] and np.allclose(proba.sum(axis=1), 1)
     assert model.predict_proba(texts).shape == (3, len(model.labels))  # unchecked: classified
     del model.config["known_pages"]  # a model saved without the record skips the check
     assert model.predict_proba(texts, check_scripts=True).shape == (3, len(model.labels))

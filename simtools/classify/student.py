@@ -155,20 +155,14 @@ class StudentClassifier:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(func, chunks))
 
-    def predict_logits(self, texts: Sequence[str], *, strict: bool = True,
-                       check_scripts: bool = False) -> np.ndarray:
-        """Logits float32 ``(n, classes)``, columns in the order of :attr:`labels`.
-
-        With ``strict``, a text without a single token (empty, whitespace) is an error. With
-        ``check_scripts``, so is a text with no letter or digit in the scripts the model was
-        trained on (Hangul given to an English model, emoji only): hashing gives such a text
-        features, but the model never learnt anything about them.
-        """
+    def _predict(self, texts: Sequence[str], *, strict: bool,
+                 check_scripts: bool) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+        """``(texts, logits, known)``; ``known`` (bool ``(n,)``) when scripts are checked."""
         texts = _as_texts(texts)
         # The scripts seen in training (256-code-point pages of letters and digits); a model
         # saved before they were recorded skips the check.
-        known = self.config.get("known_pages") if check_scripts else None
-        pages = None if known is None else page_mask(known)
+        pages_seen = self.config.get("known_pages") if check_scripts else None
+        pages = None if pages_seen is None else page_mask(pages_seen)
         parts = self._map_chunks(texts, lambda chunk: self._logits_chunk(chunk, pages))
         logits = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, len(self.labels)), np.float32)
         if strict:
@@ -178,28 +172,48 @@ class StudentClassifier:
                 i = int(empty[0])
                 raise ValueError(f"text {i} ({texts[i][:40]!r}) is empty or has no words or symbols "
                                  f"({len(empty)} such texts); remove empty texts before classifying")
-        if pages is not None and parts:
-            known = np.concatenate([p[2] for p in parts])
-            unknown = np.flatnonzero(known == 0)
-            if len(unknown):
-                i = int(unknown[0])
-                raise ValueError(
-                    f"text {i} ({texts[i][:40]!r}) has no letter or digit in the scripts this model "
-                    f"was trained on ({_describe_pages(self.config['known_pages'])}); "
-                    f"{len(unknown)} such text(s). Use a model trained on that language, or "
-                    "classify anyway (allow_unknown / --allow-unknown)")
+        known = None
+        if pages is not None:
+            known = (np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)) > 0
+        return texts, logits, known
+
+    def unknown_script_error(self, texts: Sequence[str], known: np.ndarray) -> str:
+        """The message for texts with no letter or digit in the model's scripts."""
+        unknown = np.flatnonzero(~known)
+        i = int(unknown[0])
+        return (f"{len(unknown)} text(s) have no letter or digit in the scripts this model was "
+                f"trained on ({_describe_pages(self.config.get('known_pages', []))}), e.g. text "
+                f"{i} ({texts[i][:40]!r}); use a model trained on that language, or classify "
+                "them anyway with --allow-unknown (check_scripts=False)")
+
+    def predict_logits(self, texts: Sequence[str], *, strict: bool = True,
+                       check_scripts: bool = False) -> np.ndarray:
+        """Logits float32 ``(n, classes)``, columns in the order of :attr:`labels`.
+
+        With ``strict``, a text without a single token (empty, whitespace) is an error. With
+        ``check_scripts``, so is a text with no letter or digit in the scripts the model was
+        trained on (Hangul given to an English model, emoji only): hashing gives such a text
+        features, but the model never learnt anything about them.
+        """
+        texts, logits, known = self._predict(texts, strict=strict, check_scripts=check_scripts)
+        if known is not None and not known.all():
+            raise ValueError(self.unknown_script_error(texts, known))
         return logits
+
+    def predict_proba_known(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, known)``: every text classified, and a bool ``(n,)`` that is False
+        for texts with no letter or digit in the model's scripts (their row means little)."""
+        texts, logits, known = self._predict(texts, strict=True, check_scripts=True)
+        if known is None:
+            known = np.ones(len(texts), dtype=bool)
+        return _softmax(logits), known
 
     def predict_proba(self, texts: Sequence[str], *, check_scripts: bool = False) -> np.ndarray:
         """Class probabilities float32 ``(n, classes)``; columns in the order of :attr:`labels`.
 
         ``check_scripts``: see :meth:`predict_logits`.
         """
-        logits = self.predict_logits(texts, check_scripts=check_scripts)
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        return _softmax(self.predict_logits(texts, check_scripts=check_scripts))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """The most probable label of each text."""
@@ -312,6 +326,13 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     return {"accuracy": float(tp.sum() / max(len(y_true), 1)), "macro_f1": float(f1.mean()),
             "confusion_matrix": confusion.tolist(), "n": int(len(y_true))}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=1, keepdims=True)
+    return logits
 
 
 def _describe_pages(pages: Sequence[int]) -> str:

@@ -1,0 +1,178 @@
+"""TweetEval helpers shared by the distillation benchmarks: tasks, official metrics, subsets.
+
+The official metric of each task follows Barbieri et al. (2020), "TweetEval: Unified Benchmark
+and Comparative Evaluation for Tweet Classification":
+
+* emoji, emotion, hate, offensive: macro-averaged F1 over all classes;
+* irony: F1 of the ironic class alone;
+* stance: the mean of the F1 of "favor" and of "against" (the "none" class is not averaged),
+  computed here over the five targets pooled into one set.
+
+Scores are on the validation splits: the test splits are held out of this project. Figures
+quoted from the paper are on the test splits and are marked as such wherever they appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._harness import SHARED
+
+TWEETEVAL = SHARED / "datasets" / "tweeteval"
+
+#: Task order of the tables (the paper's order).
+TASKS = ("emoji", "emotion", "hate", "irony", "offensive", "stance")
+
+#: How each task is scored: ("macro", None) or ("classes", names whose F1 is averaged).
+OFFICIAL: dict[str, tuple[str, tuple[str, ...]]] = {
+    "emoji": ("macro", ()),
+    "emotion": ("macro", ()),
+    "hate": ("macro", ()),
+    "irony": ("classes", ("irony",)),
+    "offensive": ("macro", ()),
+    "stance": ("classes", ("favor", "against")),
+}
+
+METRIC_NAMES = {
+    "emoji": "macro-F1", "emotion": "macro-F1", "hate": "macro-F1",
+    "irony": "F1 (ironic)", "offensive": "macro-F1", "stance": "mean F1 (favor, against)",
+}
+
+#: TweetEval paper, table 2: TEST-split scores (x100). Not comparable one-to-one with our
+#: validation scores; shown for orientation.
+PAPER_TEST = {
+    "fastText (paper, TEST)": {"emoji": 25.8, "emotion": 65.2, "hate": 50.6, "irony": 63.1,
+                               "offensive": 73.4, "stance": 65.4},
+    "RoBERTa-base (paper, TEST)": {"emoji": 30.9, "emotion": 76.1, "hate": 46.6, "irony": 59.7,
+                                   "offensive": 79.5, "stance": 68.0},
+}
+for _row in PAPER_TEST.values():
+    _row["average"] = round(sum(_row[t] for t in TASKS) / len(TASKS), 2)
+
+
+def f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """F1 of every class, float64 ``(n_classes,)``; a class absent from both counts 0."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+    confusion = confusion.reshape(n_classes, n_classes)
+    tp = np.diag(confusion).astype(np.float64)
+    denom = confusion.sum(axis=0) + confusion.sum(axis=1)
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def official_score(task: str, labels: Sequence[str], y_true: Sequence[int] | np.ndarray,
+                   y_pred: Sequence[int] | np.ndarray) -> float:
+    """The task's official metric (0..1) for class indices into ``labels``."""
+    kind, names = OFFICIAL[task]
+    f1 = f1_per_class(np.asarray(y_true), np.asarray(y_pred), len(labels))
+    if kind == "macro":
+        return float(f1.mean())
+    missing = [n for n in names if n not in labels]
+    if missing:
+        raise ValueError(f"task {task}: labels {list(labels)} lack {missing}")
+    return float(np.mean([f1[list(labels).index(n)] for n in names]))
+
+
+@dataclass
+class Task:
+    """One TweetEval task, possibly subsampled: texts and class indices per split."""
+
+    name: str
+    labels: list[str]
+    train_texts: list[str]
+    train_y: np.ndarray
+    val_texts: list[str]
+    val_y: np.ndarray
+    full_sizes: dict[str, int]
+
+    def score(self, y_pred: Sequence[int] | np.ndarray) -> float:
+        return official_score(self.name, self.labels, self.val_y, y_pred)
+
+    def labelled_data(self) -> Any:
+        """The (subsampled) task as a :class:`simtools.data.LabelledData` for the trainer."""
+        from simtools.data import LabelledData, Split
+
+        return LabelledData(
+            train=Split(list(self.train_texts), [self.labels[i] for i in self.train_y]),
+            val=Split(list(self.val_texts), [self.labels[i] for i in self.val_y]),
+            labels=list(self.labels), source=f"tweeteval/{self.name}")
+
+
+def subsample_positions(n: int, cap: int | None, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded random subset of ``cap`` of ``n`` items (all if no cap).
+
+    Subsets for smaller caps are prefixes of one permutation, so a quick run's texts are a
+    subset of a full run's (and hit the teacher cache the full run filled).
+    """
+    if cap is None or cap >= n:
+        return np.arange(n)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:cap])
+
+
+def load_task(name: str, *, max_train: int | None = None, max_val: int | None = None,
+              seed: int = 0, root: Path = TWEETEVAL) -> Task:
+    """Load one task with ``simtools.data.load_labelled`` (stance: the 5 targets pooled)."""
+    from simtools.data import load_labelled
+
+    folder = root / name
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} is missing: the benchmarks read TweetEval from "
+                         f"../shared/datasets/tweeteval (set SIMTOOLS_SHARED to move it)")
+    try:
+        data = load_labelled(folder)
+    except ValueError as e:
+        if "is empty" not in str(e):
+            raise
+        # hate has 8 empty tweets (train lines 1468, 1983, ...; val line 265) that
+        # load_labelled refuses; they carry nothing to learn or score, so they are dropped.
+        data = _load_dropping_empty(folder)
+    labels = list(data.labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    tr = subsample_positions(len(data.train), max_train, seed)
+    va = subsample_positions(len(data.val), max_val, seed + 1)
+    return Task(
+        name=name, labels=labels,
+        train_texts=[data.train.texts[i] for i in tr],
+        train_y=np.array([index[data.train.labels[i]] for i in tr], dtype=np.int64),
+        val_texts=[data.val.texts[i] for i in va],
+        val_y=np.array([index[data.val.labels[i]] for i in va], dtype=np.int64),
+        full_sizes={"train": len(data.train), "val": len(data.val)})
+
+
+def _load_dropping_empty(folder: Path) -> Any:
+    """``load_labelled`` on a copy of a TweetEval folder without its empty texts."""
+    import tempfile
+
+    from simtools.data import load_labelled
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+            target = Path(tmp) / part.relative_to(folder)
+            target.mkdir(parents=True, exist_ok=True)
+            for mapping in part.glob("mapping.txt"):
+                (target / mapping.name).write_bytes(mapping.read_bytes())
+            for text_file in part.glob("*_text.txt"):
+                label_file = part / text_file.name.replace("_text", "_labels")
+                texts = text_file.read_text(encoding="utf-8").split("\n")
+                labels = label_file.read_text(encoding="utf-8").split("\n")
+                keep = [i for i, t in enumerate(texts) if t.strip() and i < len(labels)]
+                (target / text_file.name).write_text(
+                    "\n".join(texts[i] for i in keep) + "\n", encoding="utf-8")
+                (target / label_file.name).write_text(
+                    "\n".join(labels[i] for i in keep) + "\n", encoding="utf-8")
+        return load_labelled(tmp)
+
+
+def directory_size_mb(path: Path) -> float:
+    """Bytes of every file under ``path`` (or of the file itself), in MB (10^6)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size / 1e6
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6

@@ -92,11 +92,14 @@ def test_tweeteval_missing_label_file(tmp_path):
         load_labelled(folder)
 
 
-def test_tweeteval_empty_text_line(tmp_path):
+def test_tweeteval_empty_text_line_is_dropped_with_its_label(tmp_path, caplog):
     folder = tweeteval(tmp_path / "t")
     write_lines(folder / "train_text.txt", ["a", "", "c", "d", "e", "f"])
-    with pytest.raises(ValueError, match="train_text.txt:2 is empty"):
-        load_labelled(folder)
+    before = load_labelled(tweeteval(tmp_path / "u")).train
+    data = load_labelled(folder)
+    assert data.train.texts == ["a", "c", "d", "e", "f"]
+    assert data.train.labels == [before.labels[0], *before.labels[2:]]
+    assert "skipped 1 empty text line(s)" in caplog.text
 
 
 def test_tweeteval_empty_label_line(tmp_path):

@@ -90,6 +90,7 @@ class StudentClassifier:
             raise ValueError(f"head_weight has shape {self.head_weight.shape}, expected "
                              f"({dim}, {len(self.labels)}) for dim {dim} and {len(self.labels)} labels")
         self._logit_table: np.ndarray | None = None
+        self._embed_table: np.ndarray | None = None
 
     # -- shapes -------------------------------------------------------------------------------
     @property
@@ -246,11 +247,23 @@ class StudentClassifier:
 
         A text without a token gets the zero vector (it has no direction).
         """
-        vectors = self.pooled(texts)
-        if self.proj_weight is not None:
-            vectors = vectors @ self.proj_weight
-            if self.proj_bias is not None:
-                vectors += self.proj_bias
+        texts = _as_texts(texts)
+        # The projection is linear, so like the head it folds into the table, made once.
+        if self._embed_table is None:
+            table = self.dense_embeddings()
+            if self.proj_weight is not None:
+                table = table @ self.proj_weight
+            self._embed_table = np.ascontiguousarray(table, dtype=np.float32)
+        table = self._embed_table
+
+        def chunk(part: Sequence[str]) -> np.ndarray:
+            feats = self.featurizer.transform(part)
+            return self._pooled_sum(feats, table) / np.maximum(feats.counts, 1)[:, None]
+
+        vectors = np.concatenate(self._map_chunks(texts, chunk)).astype(np.float32)
+        if self.proj_bias is not None:
+            # a text without a token stays the zero vector: no direction, not the bias
+            vectors[np.abs(vectors).sum(axis=1) > 0] += self.proj_bias
         if normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)

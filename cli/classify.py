@@ -105,7 +105,7 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
     """Label each TEXT ('-' reads one text per line from stdin).
 
     Without --model or --index it uses the bundled BBC News topic model (business,
-    entertainment, politics, sport, tech), offline. Each output line is
+    entertainment, politics, sports, tech), offline. Each output line is
     LABEL<TAB>PROBABILITY[<TAB>LABEL<TAB>PROBABILITY...]<TAB>TEXT. A text with no letter or
     digit in the scripts the model was trained on (Hangul for an English model, emoji only)
     is written as UNKNOWN<TAB>-, the others are still classified, and the exit status is 1.

@@ -174,7 +174,8 @@ class _Bags:
     """Hashed features of many texts, for slicing batches in torch EmbeddingBag layout."""
 
     def __init__(self, featurizer: HashingFeaturizer, texts: Sequence[str]) -> None:
-        ids, _offsets, counts = [], [], []
+        ids: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
         for i in range(0, len(texts), 4096):
             feats = featurizer.transform(texts[i: i + 4096])
             flat, _ = feats.bags()
@@ -306,6 +307,7 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
                 # compression alone: learn the teacher's probabilities on the grown set
                 terms["soft"] = losses.soft_loss(z_s, z_t, 1.0)
             if Method.EMBEDDING in methods:
+                assert targets is not None  # made whenever the embedding method is on
                 terms["embedding"] = config.embedding_weight * losses.cosine_loss(v_s, targets[index])
             if not label_term and Method.COMPRESSION not in methods and bool(has_y.any()):
                 terms["hard"] = losses.hard_loss(z_s[has_y], y[has_y])  # 'none', 'embedding'
@@ -355,7 +357,8 @@ def _to_numpy(net: Any, featurizer: HashingFeaturizer, labels: list[str], config
         proj_w = np.ascontiguousarray(net.proj.weight.detach().numpy().T)
         proj_b = net.proj.bias.detach().numpy().copy()
         # maps teacher vectors into the student's output space: t @ teacher_pca.T
-        extra["teacher_pca"] = components
+        if components is not None:
+            extra["teacher_pca"] = components
     return StudentClassifier(
         featurizer, labels, embeddings=np.ascontiguousarray(table), scale=scale,
         head_weight=np.ascontiguousarray(net.head.weight.detach().numpy().T),

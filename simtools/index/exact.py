@@ -25,8 +25,9 @@ from .backend import BackendKind, InnerMetric
 
 __all__ = ["ExactDense", "ExactSparse", "topk"]
 
-#: Upper bound on the bytes of one block of scores.
-BLOCK_BYTES = 1 << 28
+#: Upper bound on the bytes of one block of scores (1 GiB, like scikit-learn's default
+#: working_memory): one block per query batch up to ~260k rows, no merging below that.
+BLOCK_BYTES = 1 << 30
 #: Below this many scores a block is selected on one thread (threads cost more than they save).
 THREADED_SELECTION = 1 << 20
 

@@ -51,9 +51,9 @@ def main() -> None:
 
     ef_c = {"ef_construction": args.ef_construction} if args.ef_construction else {}
     configs = [
-        ("hnsw", {**ef_c}, "ef_search", [8, 16, 32, 64, 128, 256]),
+        ("hnsw", {**ef_c}, "ef_search", [8, 16, 24, 32, 64, 128, 256]),
         ("hnsw-sq8", {**ef_c, "compression": "sq8"}, "ef_search", [16, 32, 64, 128]),
-        ("ivf", {}, "nprobe", [1, 2, 4, 8, 16, 32, 64]),
+        ("ivf", {}, "nprobe", [1, 2, 4, 8, 10, 12, 16, 32, 64]),
         ("ivf-sq8", {"compression": "sq8"}, "nprobe", [4, 8, 16, 32, 64]),
         ("ivf-pq", {"compression": "pq", "pq_m": d // 4}, "nprobe", [4, 8, 16, 32, 64]),
     ]

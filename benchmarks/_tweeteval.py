@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._harness import SHARED
+from benchmarks._harness import RESULTS, SHARED
 
 TWEETEVAL = SHARED / "datasets" / "tweeteval"
 
@@ -176,3 +176,13 @@ def directory_size_mb(path: Path) -> float:
     if path.is_file():
         return path.stat().st_size / 1e6
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write and close a matplotlib figure, and say where it went."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(RESULTS.parent.parent)}")

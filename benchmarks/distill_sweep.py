@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa: E402
-from benchmarks._tweeteval import METRIC_NAMES, TASKS, load_task  # noqa: E402
+from benchmarks._tweeteval import METRIC_NAMES, TASKS, load_task, save_figure  # noqa: E402
 
 logger = logging.getLogger("distill_sweep")
 
@@ -132,10 +132,7 @@ def plot(results: list[dict[str, Any]], summary: dict[str, Any], path: Path, tit
         ax.set_title(f"{name}\nhard labels only: {100 * hard:.1f}", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.046)
     fig.suptitle(title + " (red: the default)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ from benchmarks._tweeteval import (  # noqa: E402
     Task,
     directory_size_mb,
     load_task,
+    save_figure,
 )
 
 logger = logging.getLogger("distill_tweeteval")
@@ -397,10 +398,7 @@ def plot(table: list[dict[str, Any]], tasks: list[str], path: Path, title: str) 
     bx.set_xlabel("texts/s (inference, this machine, log scale)")
     bx.set_ylabel("average score")
     bx.set_title("speed against accuracy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RESULTS, SHARED, parser, print_table, write_json  # noqa: E402
-from benchmarks._tweeteval import TASKS, load_task  # noqa: E402
+from benchmarks._tweeteval import TASKS, load_task, save_figure  # noqa: E402
 
 logger = logging.getLogger("embedding_fidelity")
 LEE = SHARED / "datasets" / "lee"
@@ -255,10 +255,7 @@ def plot(recall_rows: list[dict], lee_rows: list[dict], speed: dict, path: Path,
     for i, (_, v) in enumerate(bars):
         ax.text(i, v, f"{v:,.1f} s", ha="center", va="bottom", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
+    save_figure(fig, path)
 
 
 def main() -> None:

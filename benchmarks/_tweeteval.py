@@ -186,3 +186,12 @@ def save_figure(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
+
+
+def size_defaults(args: Any) -> None:
+    """Fill the shared size options in place: 1,000 training / validation tweets per task
+    (quick: 600 / 300, and 5 epochs when none was given)."""
+    args.max_train = args.max_train or (600 if args.quick else 1000)
+    args.max_val = args.max_val or (300 if args.quick else 1000)
+    if args.quick and not getattr(args, "epochs", 1):
+        args.epochs = 5

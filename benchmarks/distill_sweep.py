@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa: E402
-from benchmarks._tweeteval import METRIC_NAMES, TASKS, load_task, save_figure  # noqa: E402
+from benchmarks._tweeteval import METRIC_NAMES, TASKS, load_task, save_figure, size_defaults  # noqa: E402
 
 logger = logging.getLogger("distill_sweep")
 
@@ -147,10 +147,7 @@ def main() -> None:
     p.add_argument("--teacher", default="default")
     args = p.parse_args()
     quick = args.quick
-    args.max_train = args.max_train or (600 if quick else 1000)
-    args.max_val = args.max_val or (300 if quick else 1000)
-    if quick and not args.epochs:
-        args.epochs = 5
+    size_defaults(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from simtools.distill.config import DistillConfig
 

@@ -57,6 +57,7 @@ from benchmarks._tweeteval import (  # noqa: E402
     directory_size_mb,
     load_task,
     save_figure,
+    size_defaults,
 )
 
 logger = logging.getLogger("distill_tweeteval")
@@ -421,10 +422,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     quick = args.quick
-    args.max_train = args.max_train or (600 if quick else 1000)
-    args.max_val = args.max_val or (300 if quick else 1000)
-    if quick and not args.epochs:
-        args.epochs = 5
+    size_defaults(args)
     args.teacher_speed_texts = args.teacher_speed_texts or (64 if quick else 200)
     args.speed_texts = args.speed_texts or (10_000 if quick else 50_000)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RESULTS, SHARED, parser, print_table, write_json  # noqa: E402
-from benchmarks._tweeteval import TASKS, load_task, save_figure  # noqa: E402
+from benchmarks._tweeteval import TASKS, load_task, save_figure, size_defaults  # noqa: E402
 
 logger = logging.getLogger("embedding_fidelity")
 LEE = SHARED / "datasets" / "lee"
@@ -269,8 +269,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     quick = args.quick
-    args.max_train = args.max_train or (600 if quick else 1000)
-    args.max_val = args.max_val or (300 if quick else 1000)
+    size_defaults(args)
     args.teacher_sample = args.teacher_sample or (100 if quick else 400)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.perf_counter()

@@ -28,39 +28,6 @@ def numpy_blas(X: np.ndarray, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1)
 
 
-def proposed_topk(X: np.ndarray, Q: np.ndarray, k: int, *, batch: int = 1024,
-                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Proposal for ``ExactDense`` (inner product): what the lead could adopt.
-
-    Per query batch: one multi-threaded ``sgemm`` over the whole database (no database chunks:
-    a 1,024 x 100k block is 400 MB, and chunk merging only adds passes), then argpartition on
-    the scores as they are (``kth = n - k``: no negated copy of the block) split over threads;
-    NumPy releases the GIL in argpartition, and a single-threaded pass over 10^8 floats costs
-    as much as the product itself on 2 cores.
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    n = X.shape[0]
-    threads = threads or os.cpu_count() or 1
-    out_s = np.empty((Q.shape[0], k), dtype=np.float32)
-    out_p = np.empty((Q.shape[0], k), dtype=np.int64)
-
-    def select(S: np.ndarray, lo: int, hi: int, offset: int) -> None:
-        part = np.argpartition(S[lo:hi], n - k, axis=1)[:, n - k:]
-        vals = np.take_along_axis(S[lo:hi], part, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        out_s[offset + lo:offset + hi] = np.take_along_axis(vals, order, axis=1)
-        out_p[offset + lo:offset + hi] = np.take_along_axis(part, order, axis=1)
-
-    with ThreadPoolExecutor(threads) as pool:
-        for qs in range(0, Q.shape[0], batch):
-            S = Q[qs:qs + batch] @ X.T
-            cuts = np.linspace(0, S.shape[0], threads + 1).astype(int).tolist()
-            list(pool.map(select, [S] * threads, cuts[:-1], cuts[1:], [qs] * threads))
-    return out_s, out_p
-
-
 def main() -> None:
     args = h.parser(__doc__.splitlines()[0]).parse_args()
     nb, nq, d, k = (20_000, 200, 384, 10) if args.quick else (100_000, 1_000, 384, 10)
@@ -80,7 +47,6 @@ def main() -> None:
         "simtools ExactDense": lambda: backend.search(Q, k),
         "simtools Index(cosine)": lambda: index.search_vectors(Q, k),
         "numpy BLAS": lambda: numpy_blas(X, Q, k),
-        "proposal (threaded select)": lambda: proposed_topk(X, Q, k),
     }
     try:
         from sklearn.neighbors import NearestNeighbors
@@ -122,7 +88,7 @@ def main() -> None:
                         "qps": nq / t["median_s"]})
 
     fastest_other = max(r["qps"] for r in rows
-                        if not r["method"].startswith(("simtools", "proposal")))
+                        if not r["method"].startswith("simtools"))
     for r in rows + diagnostics:
         r["ratio_vs_fastest_other"] = r["qps"] / fastest_other
     h.print_table(rows + diagnostics, ["method", "median_s", "qps", "ratio_vs_fastest_other",

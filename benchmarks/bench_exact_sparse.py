@@ -47,51 +47,6 @@ def scipy_reference(X, Q, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1)
 
 
-def proposed_sparse_topk(XT, Q, k: int, *, batch: int = 256,
-                         threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Proposal for ``ExactSparse`` (inner product over unit rows): what the lead could adopt.
-
-    ``XT`` is the database transposed to CSR (terms x documents), made once; ``Q`` normalised
-    CSR queries. Query batches run on a thread pool: scipy's sparse product releases the GIL,
-    so two batches multiply at once on two cores. The product stays sparse, and each row's top
-    k is chosen among its non-zeros only (a count-vector query touches a fraction of the
-    documents), never densifying the block; ties go to the smaller position, and a row with
-    fewer than k non-zero scores is padded with the first zero-score documents.
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    n = XT.shape[1]
-    k = min(k, n)
-    out_s = np.zeros((Q.shape[0], k), dtype=np.float32)
-    out_p = np.empty((Q.shape[0], k), dtype=np.int64)
-
-    def one_batch(start: int) -> None:
-        P = (Q[start:start + batch] @ XT).tocsr()
-        P.sum_duplicates()
-        for r in range(P.shape[0]):
-            lo, hi = P.indptr[r], P.indptr[r + 1]
-            vals, cols = P.data[lo:hi], P.indices[lo:hi]
-            positive = vals > 0
-            vals, cols = vals[positive], cols[positive]
-            if vals.size > k:
-                kth = np.partition(vals, vals.size - k)[vals.size - k]
-                keep = vals >= kth  # every tie at the k-th score stays a candidate
-                vals, cols = vals[keep], cols[keep]
-            order = np.lexsort((cols, -vals))[:k]
-            m = order.size
-            out_s[start + r, :m] = vals[order]
-            out_p[start + r, :m] = cols[order]
-            if m < k:  # pad with zero-score documents, smallest positions first
-                taken = np.zeros(min(n, k + m), dtype=bool)
-                taken[cols[cols < taken.size]] = True
-                out_p[start + r, m:] = np.flatnonzero(~taken)[: k - m]
-
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        list(pool.map(one_batch, range(0, Q.shape[0], batch)))
-    return out_s, out_p
-
-
 def run_corpus(name: str, texts: list[str], nq: int, k: int, repeat: int) -> list[dict]:
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.neighbors import NearestNeighbors
@@ -119,14 +74,8 @@ def run_corpus(name: str, texts: list[str], nq: int, k: int, repeat: int) -> lis
         dist, pos = nn.kneighbors(Q, k)
         return 1.0 - dist, pos
 
-    from sklearn.preprocessing import normalize
-
-    XT = normalize(X).T.tocsr()
-    XT.sort_indices()
-
     competitors = {
         "simtools Index(cosine)": lambda: index.search_vectors(Q, k),
-        "proposal (threaded, sparse select)": lambda: proposed_sparse_topk(XT, normalize(Q), k),
         "sklearn brute cosine": sk,
         "scipy normalise + Q@X.T": lambda: scipy_reference(X, Q, k),
     }

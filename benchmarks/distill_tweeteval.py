@@ -9,7 +9,10 @@ official metric on the validation split (the test splits are held out):
 * the student trained on hard labels only (method ``none``): the same hashed word/char n-gram
   model as fastText, trained by our trainer;
 * the distilled student for each method (soft, logits, noisy, compression, embedding) and the
-  default combination (``DistillConfig()``);
+  default combination (``DistillConfig()``). Every distilled student also learns the teacher's
+  outputs on unlabelled tweets (``--unlabelled other-tasks``: the other tasks' training texts,
+  labels dropped, minus any text of this task's splits, ``--max-unlabelled`` of them): the
+  transfer set of Hinton et al. and Bucilua et al. The hard-label student cannot use them;
 * fastText (``pip install fasttext-numpy2-wheel``), same features as the student (word bigrams,
   character 3-5-grams, 2^17 hash buckets, 64 dimensions), trained on the hard labels with the
   fastText tutorial's lr 1.0 and 25 epochs (without the package the row is left out: the
@@ -19,14 +22,16 @@ official metric on the validation split (the test splits are held out):
 Columns: the score per task, their average, size on disk (MB) and inference speed (texts/s on
 this machine). The teacher's speed is timed with its caches off, on a small sample.
 
-Training and validation sets are capped (``--max-train``, ``--max-val``: seeded random subsets;
-full mode 1000 and 1000 per task, quick mode 600 and 300 with 5 student epochs) because the
-teacher embeds every text, and every perturbed copy of the compression transfer set, with two
-transformer models at 25-60 texts/s on 2 shared cores; every row of a task sees the same subset.
+Training and validation sets can be capped (``--max-train``, ``--max-val``: seeded random
+subsets; default 1000 and 1000 per task, quick mode 600 and 300 with 5 student epochs): the
+teacher embeds every text with two transformer models at 200-400 texts/s on 2 cores
+(``benchmarks/precompute_teacher.py`` fills its cache ahead). Every row of a task sees the same
+subset.
 
 Usage (from the repository root)::
 
-    python benchmarks/distill_tweeteval.py            # full: 1000 training tweets per task
+    python benchmarks/distill_tweeteval.py --max-train 50000 --max-val 5000  # full splits
+    python benchmarks/distill_tweeteval.py            # 1000 training tweets per task
     python benchmarks/distill_tweeteval.py --quick    # 600 training tweets per task, 5 epochs
 
 Writes ``benchmarks/results/distill_tweeteval[_quick].json`` and ``.png``.
@@ -240,6 +245,24 @@ def fasttext_row(task: Task, *, speed_texts: list[str], repeat: int, workdir: Pa
 # --------------------------------------------------------------------------------------------
 
 
+def unlabelled_pool(task: Task, args: Any) -> list[str]:
+    """Tweets for the transfer set: the training texts of the other TweetEval tasks, without
+    their labels, minus any text of this task's training or validation split; a seeded random
+    ``--max-unlabelled`` of them. (The test splits stay untouched.)"""
+    if args.unlabelled == "none" or args.max_unlabelled == 0:
+        return []
+    own = set(task.train_texts) | set(task.val_texts)
+    pool: dict[str, None] = {}
+    for name in TASKS:
+        if name != task.name:
+            for text in load_task(name, seed=args.seed).train_texts:
+                if text.strip() and text not in own:
+                    pool.setdefault(text, None)
+    texts = list(pool)
+    keep = np.random.default_rng(args.seed + 23).permutation(len(texts))[: args.max_unlabelled]
+    return [texts[i] for i in np.sort(keep)]
+
+
 def run_task(task: Task, args: Any, workdir: Path) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -256,7 +279,9 @@ def run_task(task: Task, args: Any, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     teacher = make_teacher(args.teacher, seed=args.seed)
     teacher.fit(task.train_texts, [task.labels[i] for i in task.train_y])
-    prepared = prepare(task.labelled_data(), list(configs.values()), teacher=teacher)
+    pool = unlabelled_pool(task, args)
+    prepared = prepare(task.labelled_data(), list(configs.values()), teacher=teacher,
+                       unlabelled=pool)
     teacher_s = time.perf_counter() - started
     logger.info("%s: teacher fitted and transfer set labelled in %.0f s", task.name, teacher_s)
 
@@ -281,7 +306,8 @@ def run_task(task: Task, args: Any, workdir: Path) -> dict[str, Any]:
         rows.append(ft)
     return {"task": task.name, "metric": METRIC_NAMES[task.name], "labels": task.labels,
             "n_train": len(task.train_texts), "n_val": len(task.val_texts),
-            "full_sizes": task.full_sizes, "teacher_seconds": round(teacher_s, 1),
+            "full_sizes": task.full_sizes, "n_unlabelled": len(pool),
+            "teacher_seconds": round(teacher_s, 1),
             "teacher": {**teacher_info, "summary": prepared.teacher_summary,
                         "members": teacher.member_names},
             "rows": rows}
@@ -414,6 +440,11 @@ def main() -> None:
                    help="student epochs (default: DistillConfig's; fastText: 25 always)")
     p.add_argument("--augment-copies", type=int, default=1,
                    help="perturbed copies per text for the compression method")
+    p.add_argument("--unlabelled", choices=["other-tasks", "none"], default="other-tasks",
+                   help="unlabelled tweets for the transfer set of every distilled student: the "
+                        "other tasks' training texts (default), or none")
+    p.add_argument("--max-unlabelled", type=int, default=None,
+                   help="cap on those tweets per task (seeded subset; default 20000, quick 2000)")
     p.add_argument("--teacher-speed-texts", type=int, default=None,
                    help="texts for the teacher's timing (default 200, quick 64)")
     p.add_argument("--speed-texts", type=int, default=None,
@@ -425,6 +456,8 @@ def main() -> None:
     size_defaults(args)
     args.teacher_speed_texts = args.teacher_speed_texts or (64 if quick else 200)
     args.speed_texts = args.speed_texts or (10_000 if quick else 50_000)
+    if args.max_unlabelled is None:
+        args.max_unlabelled = 2_000 if quick else 20_000
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stderr)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

@@ -100,10 +100,14 @@ def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], p
               help="Teacher spec: 'default' (MiniLM + paraphrase-MiniLM + n-gram models) or "
                    "'sparse' (n-gram models only: fast, no sentence embeddings).")
 @click.option("--lr", default=0.05, show_default=True, type=float, help="Learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "linear"]), default=None,
+              help="Hold the learning rate, or let it fall linearly to zero (fastText's way). "
+                   "Default: the DistillConfig default.")
 @click.option("--augment-copies", default=2, show_default=True, type=int,
               help="Perturbed copies of each text (method 'compression').")
 @click.option("--unlabelled", type=click.Path(exists=True, dir_okay=False),
-              help="A file of unlabelled in-domain texts, one per line (method 'compression').")
+              help="A file of unlabelled in-domain texts, one per line: the teacher labels "
+                   "them and every distilled student (all methods but 'none') learns from them.")
 @click.option("--no-quantize", is_flag=True, help="Keep the embedding table float32 (not int8).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
@@ -113,7 +117,8 @@ def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], p
 @friendly_errors
 def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperature: str,
                     alpha: str, epochs: int, dim: int, buckets: int, embedding_dim: int,
-                    teacher: str, lr: float, augment_copies: int, unlabelled: str | None,
+                    teacher: str, lr: float, lr_schedule: str | None, augment_copies: int,
+                    unlabelled: str | None,
                     no_quantize: bool, seed: int, plot_path: str | None, quiet: bool,
                     as_json: bool) -> None:
     """Train a small, fast student from a teacher ensemble and save it to OUT.
@@ -136,7 +141,8 @@ def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperat
     base = DistillConfig(methods=method_sets[0], temperature=temps[0], alpha=alphas[0],
                          epochs=epochs, dim=dim, buckets=buckets, embedding_dim=embedding_dim,
                          teacher=teacher, lr=lr, augment_copies=augment_copies,
-                         quantize=not no_quantize, seed=seed)
+                         quantize=not no_quantize, seed=seed,
+                         **({"lr_schedule": lr_schedule} if lr_schedule else {}))
     for t in temps[1:]:
         DistillConfig(temperature=t)  # validate every swept value before the teacher runs
     for a in alphas[1:]:

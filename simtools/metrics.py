@@ -72,21 +72,41 @@ def _as_matrix(X: Any) -> Any:
     return X
 
 
+def _canonical_csr(X: Any) -> Any:
+    """CSR with each entry once (duplicates summed), copied only when that changes it."""
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
+
+
+def _row_of_entries(X: Any) -> np.ndarray:
+    return np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+
+
 def row_norms(X: Any) -> np.ndarray:
     """Euclidean norm of every row of a dense or sparse matrix, shape ``(n,)``."""
     X = _as_matrix(X)
     if sp.issparse(X):
-        return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        X = _canonical_csr(X)
+        squares = np.square(X.data, dtype=np.float64)
+        return np.sqrt(np.bincount(_row_of_entries(X), weights=squares, minlength=X.shape[0]))
     return np.sqrt(np.einsum("ij,ij->i", X, X))
 
 
-def l2_normalize(X: Any) -> Any:
-    """Rows scaled to unit length; zero rows stay zero. Sparse stays sparse (CSR)."""
+def l2_normalize(X: Any, norms: np.ndarray | None = None) -> Any:
+    """Rows scaled to unit length; zero rows stay zero. Sparse stays sparse (CSR).
+
+    ``norms`` (from :func:`row_norms`) saves computing them again.
+    """
     X = _as_matrix(X)
-    norms = row_norms(X)
+    if norms is None:
+        norms = row_norms(X)
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(X.dtype)
     if sp.issparse(X):
-        return sp.csr_matrix(sp.diags(scale) @ X)
+        X = _canonical_csr(X)
+        return sp.csr_matrix((X.data * scale[_row_of_entries(X)], X.indices.copy(),
+                              X.indptr.copy()), shape=X.shape)
     return X * scale[:, None]
 
 

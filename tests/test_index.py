@@ -85,6 +85,56 @@ def test_sparse_search_matches_reference(metric, rng):
     check_against_reference(index, Q, X, metric, k=6)
 
 
+def with_common_terms(rng, X, n_common=4, share=0.8):
+    """X plus a few columns found in most rows, like a text's common words."""
+    present = rng.random((X.shape[0], n_common)) < share
+    common = np.where(present, rng.integers(1, 4, present.shape), 0).astype(np.float32)
+    return sp.csr_matrix(sp.hstack([X, sp.csr_matrix(common)]), dtype=np.float32)
+
+
+SPARSE_REGIMES = {
+    # (DENSE_PRODUCT, FREQUENT_TERMS, FREQUENT_BYTES)
+    "sparse product": (1e9, 0.08, 1 << 28),
+    "dense block, frequent terms by BLAS": (0.0, 0.08, 1 << 28),
+    "dense block, no frequent terms": (0.0, 2.0, 1 << 28),
+    "dense block, every term by BLAS": (0.0, 0.0, 1 << 28),
+    "dense block, budget for 2 columns": (0.0, 0.0, 4 * 200 * 2),
+}
+
+
+@pytest.mark.parametrize("regime", SPARSE_REGIMES)
+@pytest.mark.parametrize("metric", METRICS)
+def test_sparse_regimes_match_reference(regime, metric, rng, monkeypatch):
+    dense_product, frequent_terms, frequent_bytes = SPARSE_REGIMES[regime]
+    monkeypatch.setattr(exact, "DENSE_PRODUCT", dense_product)
+    monkeypatch.setattr(exact, "FREQUENT_TERMS", frequent_terms)
+    monkeypatch.setattr(exact, "FREQUENT_BYTES", frequent_bytes)
+    X = with_common_terms(rng, sparse_data(rng))
+    index = Index(metric=metric)
+    index.add_vectors(X)
+    Q = with_common_terms(rng, sparse_data(rng, n=15))
+    check_against_reference(index, Q, X, metric, k=6)
+    # Added and removed rows rebuild the split of frequent terms.
+    index.remove(index.ids[:50])
+    check_against_reference(index, Q, X[50:], metric, k=6)
+
+
+def test_sparse_queries_with_duplicate_entries_are_summed(rng):
+    X = with_common_terms(rng, sparse_data(rng))
+    index = Index(metric="inner_product")
+    index.add_vectors(X)
+    Q = with_common_terms(rng, sparse_data(rng, n=5)).tocoo()
+    # the same entries twice, uncompressed: a CSR matrix that is not in canonical format
+    doubled = sp.csr_matrix((np.concatenate([Q.data, Q.data]),
+                             (np.concatenate([Q.row, Q.row]), np.concatenate([Q.col, Q.col]))),
+                            shape=Q.shape)
+    doubled.has_canonical_format = False
+    expected = index.search_vectors(2 * Q.tocsr(), 4)
+    got = index.search_vectors(doubled, 4)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
 @pytest.mark.parametrize("metric", METRICS)
 def test_blocked_search_equals_unblocked(metric, kind, vectors, rng, monkeypatch):
@@ -109,6 +159,37 @@ def test_topk_is_sorted_and_breaks_ties_by_column():
     assert columns.tolist() == [[1, 2, 3]] and values.tolist() == [[3.0, 3.0, 2.0]]
     values, columns = exact.topk(scores, 10, largest=False)
     assert columns.tolist() == [[4, 0, 3, 1, 2]]
+
+
+@pytest.mark.parametrize("largest", [True, False])
+@pytest.mark.parametrize("values", ["distinct", "ties"])
+def test_block_selection_equals_direct_selection(largest, values, rng):
+    n = exact.SELECTION_BLOCK * 80 + 37  # a short last block too
+    if values == "distinct":
+        scores = rng.normal(size=(40, n)).astype(np.float32)
+    else:  # few distinct values: the k-th best ties across blocks, and ties go by column
+        scores = rng.integers(0, 6, size=(40, n)).astype(np.float32)
+    scores[3, -5:] = (100 + np.arange(5)) * (1 if largest else -1)  # winners in the last block
+    for k in (1, 10):
+        got = exact._topk_rows(scores, k, largest)
+        want = exact._topk_rows_direct(scores, k, largest)
+        np.testing.assert_array_equal(got[0], want[0])
+        # the columns hold those scores, once each, and tied scores come in column order
+        np.testing.assert_array_equal(np.take_along_axis(scores, got[1], axis=1), got[0])
+        assert all(len(set(row)) == k for row in got[1].tolist())
+        same = got[0][:, 1:] == got[0][:, :-1]
+        assert (got[1][:, 1:][same] > got[1][:, :-1][same]).all()
+        if values == "distinct":
+            np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_search_over_many_rows_matches_reference(rng):
+    X = rng.normal(size=(exact.SELECTION_BLOCK * 70, 8)).astype(np.float32)
+    Q = rng.normal(size=(12, 8)).astype(np.float32)
+    for metric in METRICS:
+        index = Index(metric=metric)
+        index.add_vectors(X)
+        check_against_reference(index, Q, X, metric, k=10)
 
 
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
@@ -604,3 +685,24 @@ def test_query_texts_as_an_array_and_no_queries(corpus):
     assert index.search(("a tennis racket",), k=1)[0][0].title == "Tennis"
     with pytest.raises(ValueError, match="queries is empty; give at least one text"):
         index.search([])
+
+
+def test_dense_score_buffer_is_reused_and_safe_across_threads(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = rng.normal(size=(3000, 16)).astype(np.float32)
+    backend = exact.ExactDense(16)
+    backend.add(X)
+    queries = [rng.normal(size=(50, 16)).astype(np.float32) for _ in range(8)]
+    expected = [backend.search(Q, 5) for Q in queries]
+    kept = backend._buffer
+    assert kept is not None and kept.size >= 50 * 3000
+    backend.search(queries[0], 5)
+    assert backend._buffer is kept  # no new allocation for a search of the same size
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda Q: backend.search(Q, 5), queries * 3))
+    for got, want in zip(results, expected * 3):
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    backend.release_buffer()
+    assert backend._buffer is None

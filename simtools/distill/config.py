@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["DEFAULT_METHODS", "DistillConfig", "Method", "parse_methods"]
+__all__ = ["DEFAULT_METHODS", "LR_SCHEDULES", "DistillConfig", "Method", "parse_methods"]
 
 
 class Method(str, Enum):
@@ -24,6 +24,9 @@ class Method(str, Enum):
     COMPRESSION = "compression"  # Bucilua et al. 2006: a grown, teacher-labelled transfer set
     EMBEDDING = "embedding"      # regress the teacher's sentence embedding (cosine)
 
+
+#: How the learning rate moves during training: held, or falling linearly to zero.
+LR_SCHEDULES = ("constant", "linear")
 
 #: The combination that measured best (docs/distill.md has the table).
 DEFAULT_METHODS: tuple[Method, ...] = (Method.SOFT, Method.EMBEDDING)
@@ -70,6 +73,7 @@ class DistillConfig:
     noise_fraction: float = 0.5
     augment_copies: int = 2
     lr: float = 0.05
+    lr_schedule: str = "constant"
     batch_size: int = 64
     teacher: str = "default"
     quantize: bool = True
@@ -98,6 +102,9 @@ class DistillConfig:
             raise ValueError(f"char_ngrams must be (min, max) with 3 <= min <= max <= 8, or (0, 0) "
                              f"for none; got {self.char_ngrams}")
         _check_range("lr", self.lr, 1e-6, 10.0, "e.g. 0.05")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got "
+                             f"{self.lr_schedule!r}")
         _check_range("embedding_weight", self.embedding_weight, 0.0, 100.0, "e.g. 1")
         _check_range("noise_std", self.noise_std, 0.0, 100.0, "e.g. 1")
         _check_range("noise_fraction", self.noise_fraction, 0.0, 1.0, "e.g. 0.5")

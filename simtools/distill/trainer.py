@@ -43,6 +43,7 @@ class Prepared:
     texts: list[str]
     y: np.ndarray                      # int64 (n,), -1 for unlabelled texts
     synthetic: np.ndarray              # bool (n,): perturbed copies and unlabelled texts
+    perturbed: np.ndarray              # bool (n,): perturbed copies only (compression)
     val_texts: list[str]
     val_y: np.ndarray
     teacher_logits: np.ndarray | None = None   # float32 (n, C)
@@ -88,7 +89,9 @@ def prepare(data: Any, configs: DistillConfig | Sequence[DistillConfig], *,
 
     ``data`` is a :class:`simtools.data.LabelledData`; ``configs`` the students to come (the
     transfer set holds what any of them needs); ``unlabelled`` optional in-domain texts that,
-    labelled by the teacher, join the transfer set of ``compression`` students.
+    labelled by the teacher, join the transfer set of every student that learns from the
+    teacher (all methods but ``none``): Hinton et al.'s transfer set need not be labelled, and
+    Bucilua et al. grew theirs with unlabelled data.
     """
     configs = [configs] if isinstance(configs, DistillConfig) else list(configs)
     first = configs[0]
@@ -96,19 +99,22 @@ def prepare(data: Any, configs: DistillConfig | Sequence[DistillConfig], *,
     y_train = _label_ids(data.train.labels, labels, "train")
     val_y = _label_ids(data.val.labels, labels, "validation")
     texts = list(data.train.texts)
-    y = y_train
-    synthetic = np.zeros(len(texts), dtype=bool)
     need_teacher, need_compression, need_embedding = _needs(configs)
+    copies: list[str] = []
+    source = np.zeros(0, dtype=np.int64)
     if need_compression:
-        copies = max(c.augment_copies for c in configs if c.uses(Method.COMPRESSION))
-        extra, source = perturbed_copies(texts, copies, seed=first.seed)
-        extra_unl = [t for t in (unlabelled or []) if t.strip()]
-        texts = texts + extra + extra_unl
-        y = np.concatenate([y, y_train[source], np.full(len(extra_unl), -1, dtype=np.int64)])
-        synthetic = np.concatenate([synthetic, np.ones(len(extra) + len(extra_unl), dtype=bool)])
+        n_copies = max(c.augment_copies for c in configs if c.uses(Method.COMPRESSION))
+        copies, source = perturbed_copies(texts, n_copies, seed=first.seed)
+    extra_unl = [t for t in (unlabelled or []) if t.strip()] if need_teacher else []
+    if unlabelled and not need_teacher:
+        logger.info("unlabelled texts ignored: method 'none' trains on the labels alone")
+    texts = texts + copies + extra_unl
+    y = np.concatenate([y_train, y_train[source], np.full(len(extra_unl), -1, dtype=np.int64)])
+    kinds = np.repeat([0, 1, 2], [len(data.train), len(copies), len(extra_unl)])
+    if copies or extra_unl:
         logger.info("transfer set: %d real + %d perturbed + %d unlabelled texts",
-                    len(data.train), len(extra), len(extra_unl))
-    prepared = Prepared(labels, texts, y, synthetic, list(data.val.texts), val_y)
+                    len(data.train), len(copies), len(extra_unl))
+    prepared = Prepared(labels, texts, y, kinds > 0, kinds == 1, list(data.val.texts), val_y)
     if not need_teacher:
         return prepared
     started = time.perf_counter()
@@ -219,6 +225,17 @@ def _identity_progress(iterable: Iterable[Any], **_: Any) -> Iterator[Any]:
     yield from iterable
 
 
+def _transfer_rows(prepared: Prepared, config: DistillConfig) -> np.ndarray:
+    """The rows one student trains on: the labelled texts alone for ``none``; for the other
+    methods the unlabelled texts too, and the perturbed copies with ``compression``."""
+    rows = np.arange(len(prepared.texts))
+    if config.uses(Method.NONE):
+        return rows[~prepared.synthetic]
+    if not config.uses(Method.COMPRESSION):
+        return rows[~prepared.perturbed]
+    return rows
+
+
 def train_student(prepared: Prepared, config: DistillConfig, *,
                   progress: ProgressFn | None = None) -> TrainResult:
     """Train one student on a prepared transfer set; returns it with its history."""
@@ -246,9 +263,7 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
     if methods - {Method.NONE} and prepared.teacher_logits is None:
         raise ValueError(f"method {config.method_string} needs the teacher's outputs; "
                          "prepare() the transfer set with this configuration")
-    rows = np.arange(len(prepared.texts))
-    if Method.COMPRESSION not in methods:
-        rows = rows[~prepared.synthetic]
+    rows = _transfer_rows(prepared, config)
     featurizer = _featurizer(config)
     bags = _Bags(featurizer, [prepared.texts[i] for i in rows])
     y_all = torch.from_numpy(prepared.y[rows])
@@ -259,7 +274,7 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
         if prepared.teacher_emb is None:
             raise ValueError("method 'embedding' needs a teacher with sentence embeddings; "
                              "use a teacher with an embedding member (e.g. --teacher default)")
-        components = _pca(prepared.teacher_emb[~prepared.synthetic], config.embedding_dim)
+        components = _pca(prepared.teacher_emb[~prepared.perturbed], config.embedding_dim)
         targets = torch.from_numpy(np.ascontiguousarray(prepared.teacher_emb[rows] @ components.T))
     classes = len(prepared.labels)
     net = _make_net(config.buckets, config.dim, classes,
@@ -267,6 +282,13 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
     sparse_opt = torch.optim.SparseAdam(list(net.embedding.parameters()), lr=config.lr)
     dense_params = [p for name, p in net.named_parameters() if not name.startswith("embedding")]
     dense_opt = torch.optim.Adam(dense_params, lr=config.lr * 0.2)
+    schedules = []
+    if config.lr_schedule == "linear":
+        # fastText's schedule: the rate falls linearly to zero over the whole run.
+        total_steps = max(1, config.epochs * ((len(rows) + config.batch_size - 1)
+                                              // config.batch_size))
+        schedules = [torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: max(0.0, 1.0 - step / total_steps)) for opt in (sparse_opt, dense_opt)]
     label_term = bool(methods & set(_LABEL_TERMS))
     history: list[dict[str, Any]] = []
     val_bags = _Bags(featurizer, prepared.val_texts)
@@ -321,6 +343,8 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
                     norms[name] = norms.get(name, 0.0) + value
             sparse_opt.step()
             dense_opt.step()
+            for schedule in schedules:
+                schedule.step()
             total += loss.item()
             for name, value in terms.items():
                 parts[name] = parts.get(name, 0.0) + value.item()
@@ -374,8 +398,7 @@ def _summarise(student: StudentClassifier, prepared: Prepared, config: DistillCo
     summary: dict[str, Any] = {
         "methods": [m.value for m in config.methods], "temperature": config.temperature,
         "alpha": config.alpha, "epochs": config.epochs, "teacher": prepared.teacher_summary,
-        "transfer_texts": int(len(prepared.texts) if config.uses(Method.COMPRESSION)
-                              else (~prepared.synthetic).sum()),
+        "transfer_texts": int(len(_transfer_rows(prepared, config))),
         "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"],
         "val_n": len(prepared.val_texts),
         "train_seconds": round(sum(h["seconds"] for h in history), 2),

@@ -12,8 +12,10 @@ numpy, scikit-learn and FAISS in benchmarks/bench_exact_dense.py and bench_exact
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,19 @@ __all__ = ["ExactDense", "ExactSparse", "topk"]
 BLOCK_BYTES = 1 << 30
 #: Below this many scores a block is selected on one thread (threads cost more than they save).
 THREADED_SELECTION = 1 << 20
+#: Long rows are selected block by block: the best of every this many columns first (one
+#: vectorised max over the row), then only the best blocks' columns. 4-6x faster than
+#: argpartition over 10^5 columns in benchmarks/bench_exact_dense.py's setting.
+SELECTION_BLOCK = 128
 
-#: Sparse score blocks denser than this are selected as dense arrays.
+#: Query batches whose sparse product would touch more than this share of the score block
+#: (estimated from the terms' document frequencies) are scored into a dense block.
 DENSE_PRODUCT = 0.5
+#: In a dense score block, terms found in more than this share of the documents are scored by
+#: one BLAS product over a dense copy of their columns, the rest by a sparse product.
+FREQUENT_TERMS = 0.08
+#: Upper bound on the bytes of that dense copy (the most frequent terms are kept first).
+FREQUENT_BYTES = 1 << 28
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -45,6 +57,40 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _topk_rows(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    n = scores.shape[1]
+    if k < n and n >= SELECTION_BLOCK * max(4 * k, 64):
+        return _topk_rows_by_blocks(scores, k, largest)
+    return _topk_rows_direct(scores, k, largest)
+
+
+def _topk_rows_by_blocks(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``_topk_rows`` for long rows: the best of each block of ``SELECTION_BLOCK`` columns
+    first (one vectorised pass), then the k best among the k blocks with the best maxima.
+
+    Exact: when the k-th and (k+1)-th block maxima differ, every other block lies strictly
+    below the k-th best score. Rows where they tie are redone column by column.
+    """
+    rows, n = scores.shape
+    width = SELECTION_BLOCK
+    n_blocks = n // width
+    body = scores[:, : n_blocks * width].reshape(rows, n_blocks, width)
+    extremes = body.max(axis=2) if largest else body.min(axis=2)
+    block_values, blocks = _topk_rows_direct(extremes, k + 1, largest)
+    # Ascending blocks keep candidates in column order, so ties still go to the smaller column.
+    blocks = np.sort(blocks[:, :k], axis=1)
+    columns = (blocks[:, :, None] * width + np.arange(width)).reshape(rows, k * width)
+    if n > n_blocks * width:  # the short last block is always a candidate
+        tail = np.arange(n_blocks * width, n)
+        columns = np.concatenate([columns, np.broadcast_to(tail, (rows, tail.size))], axis=1)
+    values, picked = _topk_rows_direct(np.take_along_axis(scores, columns, axis=1), k, largest)
+    positions = np.take_along_axis(columns, picked, axis=1)
+    tied = block_values[:, k - 1] == block_values[:, k]
+    if tied.any():
+        values[tied], positions[tied] = _topk_rows_direct(scores[tied], k, largest)
+    return values, positions
+
+
+def _topk_rows_direct(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
     n = scores.shape[1]
     if k < n:
         # kth = n - k selects the largest without a negated copy of the block.
@@ -61,8 +107,9 @@ def _topk_rows(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, n
 def topk(scores: np.ndarray, k: int, *, largest: bool) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best columns of every row of ``scores``, sorted best first.
 
-    Returns ``(values, columns)``, each ``(rows, min(k, n_columns))``; ties go to the smaller
-    column. Large blocks are split by rows over a thread pool.
+    Returns ``(values, columns)``, each ``(rows, min(k, n_columns))``; tied scores among the
+    k are listed in column order (which of several columns tied at the k-th place is kept is
+    not specified). Large blocks are split by rows over a thread pool.
     """
     k = min(k, scores.shape[1])
     threads = min(os.cpu_count() or 1, scores.shape[0])
@@ -74,6 +121,21 @@ def topk(scores: np.ndarray, k: int, *, largest: bool) -> tuple[np.ndarray, np.n
     parts = list(_pool().map(lambda lo, hi: _topk_rows(scores[lo:hi], k, largest),
                              cuts[:-1], cuts[1:]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _sparse_product_dense(A: Any, B: Any) -> np.ndarray:
+    """``A @ B`` for CSR float32 ``A`` and ``B``, written straight into a dense array.
+
+    scikit-learn >= 1.7 has a kernel for this that skips scipy's sparse result (two passes and
+    a sorted index per row); older versions go through scipy.
+    """
+    try:
+        from sklearn.utils.sparsefuncs import sparse_matmul_to_dense
+    except ImportError:
+        sparse_matmul_to_dense = None
+    if sparse_matmul_to_dense is None or A.dtype != np.float32 or B.dtype != np.float32:
+        return np.asarray((A @ B).toarray(), dtype=np.float32)
+    return sparse_matmul_to_dense(A.tocsr(), B.tocsr())
 
 
 def _merge(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray, columns: np.ndarray,
@@ -101,8 +163,15 @@ class _ExactBase:
     def _largest(self) -> bool:
         return self.inner_metric is InnerMetric.IP
 
-    def _scores(self, Q: Any, start: int, stop: int) -> np.ndarray:
+    def _scores(self, Q: Any, start: int, stop: int, *, out: np.ndarray | None = None
+                ) -> np.ndarray:
+        """Scores of the queries against rows start:stop (into ``out`` where the backend can)."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _score_buffer(self, size: int) -> Iterator[np.ndarray]:
+        """Room for ``size`` float32 scores, shared by all the blocks of one batch."""
+        yield np.empty(size, dtype=np.float32)
 
     def _query_norms(self, Q: Any) -> np.ndarray:
         raise NotImplementedError
@@ -118,10 +187,13 @@ class _ExactBase:
         n = len(self)
         chunk = int(max(k, min(n, BLOCK_BYTES // (4 * Q.shape[0]))))
         best = None
-        for cs in range(0, n, chunk):
-            values, columns = topk(self._scores(Q, cs, min(n, cs + chunk)), k,
-                                   largest=self._largest)
-            best = _merge(best, values, columns + cs, k, self._largest)
+        with self._score_buffer(Q.shape[0] * chunk) as buffer:
+            for cs in range(0, n, chunk):
+                stop = min(n, cs + chunk)
+                out = buffer[: Q.shape[0] * (stop - cs)].reshape(Q.shape[0], stop - cs)
+                values, columns = topk(self._scores(Q, cs, stop, out=out), k,
+                                       largest=self._largest)
+                best = _merge(best, values, columns + cs, k, self._largest)
         assert best is not None
         values, positions = best
         if not self._largest:  # l2: the blocks held ||x||^2 - 2 q.x; finish the distance
@@ -160,13 +232,39 @@ class _ExactBase:
 
 
 class ExactDense(_ExactBase):
-    """Dense float32 rows searched by blocked BLAS matrix products."""
+    """Dense float32 rows searched by blocked BLAS matrix products.
+
+    The score buffer of the largest search so far (at most ``BLOCK_BYTES``) is kept for the
+    next one: writing 10^8 scores into fresh memory cost about 15% more than into pages
+    already mapped (benchmarks/bench_exact_dense.py). ``release_buffer()`` frees it.
+    """
 
     def __init__(self, dim: int, inner_metric: InnerMetric | str = InnerMetric.IP) -> None:
         super().__init__(dim, inner_metric)
         self._pending: list[np.ndarray] = []
         self._X = np.zeros((0, self._dim), dtype=np.float32)
         self._sq: np.ndarray | None = None
+        self._buffer: np.ndarray | None = None
+        self._buffer_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _score_buffer(self, size: int) -> Iterator[np.ndarray]:
+        # A search running at the same time in another thread gets memory of its own.
+        if not self._buffer_lock.acquire(blocking=False):
+            yield np.empty(size, dtype=np.float32)
+            return
+        try:
+            if self._buffer is None or self._buffer.size < size:
+                self._buffer = None  # free the old one before taking the new
+                self._buffer = np.empty(size, dtype=np.float32)
+            yield self._buffer
+        finally:
+            self._buffer_lock.release()
+
+    def release_buffer(self) -> None:
+        """Free the score buffer kept between searches."""
+        with self._buffer_lock:
+            self._buffer = None
 
     @property
     def vectors(self) -> np.ndarray:
@@ -189,9 +287,10 @@ class ExactDense(_ExactBase):
         self._X = np.ascontiguousarray(self.vectors[keep])
         self._sq = None
 
-    def _scores(self, Q: np.ndarray, start: int, stop: int) -> np.ndarray:
+    def _scores(self, Q: np.ndarray, start: int, stop: int, *, out: np.ndarray | None = None
+                ) -> np.ndarray:
         X = self.vectors[start:stop]
-        dots = Q @ X.T
+        dots = np.matmul(Q, X.T, out=out)
         if self._largest:
             return dots
         if self._sq is None:
@@ -230,14 +329,27 @@ class ExactDense(_ExactBase):
 
 
 class ExactSparse(_ExactBase):
-    """Sparse CSR rows searched by sparse-sparse products, never densified."""
+    """Sparse CSR rows searched by sparse products; the database is never densified whole.
+
+    A batch of short queries (tweets) keeps its product sparse and picks each row's top k among
+    its non-zeros. When most scores are non-zero anyway (long documents share their common
+    words), the batch is scored into a dense block in two parts: the frequent terms through
+    one BLAS product over a dense copy of their columns (bounded by ``FREQUENT_BYTES``), the
+    rare terms through a sparse product. Both parts are exact.
+    """
 
     sparse = True
     _batch = 256
     _threaded_batches = True
 
     def search(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        self._transposed()  # build the shared caches once, before batches run on threads
+        # Build the shared caches once, before batches run on threads.
+        self._transposed()
+        if not Q.has_canonical_format:
+            Q = Q.copy()
+            Q.sum_duplicates()
+        if self._largest and self._dense_product(Q):
+            return self._dense_search(Q, k)
         if not self._largest:
             self._row_sq()
         return super().search(Q, k)
@@ -246,15 +358,12 @@ class ExactSparse(_ExactBase):
         if not self._largest:
             # Squared L2 needs every document's norm, overlap or not: dense score blocks.
             return self._blocked_batch(Q, k)
+        n = len(self)
+        if self._dense_product(Q):
+            return self._dense_search(Q, k)
         # A product of canonical CSR matrices has no duplicate entries: no sum_duplicates()
         # (it would sort every row's indices, which costs more than the selection).
         P = (Q @ self._transposed()).tocsr()
-        n = len(self)
-        if P.nnz > DENSE_PRODUCT * P.shape[0] * n:
-            # Long documents overlap with nearly all others: one dense pass over the block.
-            # Negated keys with kth = k - 1: argpartition is slow at kth = n - k among many ties.
-            values, positions = _topk_rows(-P.toarray(), k, False)
-            return -values, positions
         values = np.zeros((Q.shape[0], k), dtype=np.float32)
         positions = np.empty((Q.shape[0], k), dtype=np.int64)
         for r in range(Q.shape[0]):
@@ -284,6 +393,11 @@ class ExactSparse(_ExactBase):
         self._X = sp.csr_matrix((0, self._dim), dtype=np.float32)
         self._XT: Any = None
         self._sq: np.ndarray | None = None
+        self._split: tuple[Any, np.ndarray, Any] | None = None
+        self._split_lock = threading.Lock()
+
+    def _invalidate(self) -> None:
+        self._XT = self._sq = self._split = None
 
     @property
     def vectors(self) -> Any:
@@ -293,7 +407,7 @@ class ExactSparse(_ExactBase):
         if self._pending:
             self._X = sp.vstack([self._X, *self._pending], format="csr", dtype=np.float32)
             self._pending = []
-            self._XT = self._sq = None
+            self._invalidate()
         return self._X
 
     def __len__(self) -> int:
@@ -306,7 +420,7 @@ class ExactSparse(_ExactBase):
         keep = np.ones(len(self), dtype=bool)
         keep[positions] = False
         self._X = self.vectors[keep]
-        self._XT = self._sq = None
+        self._invalidate()
 
     def _transposed(self) -> Any:
         if self._XT is None:
@@ -315,11 +429,75 @@ class ExactSparse(_ExactBase):
             self._XT.sort_indices()
         return self._XT
 
-    def _scores(self, Q: Any, start: int, stop: int) -> np.ndarray:
+    def _dense_product(self, Q: Any) -> bool:
+        """Whether most of ``Q @ X.T`` would be non-zero: its multiply-adds (an upper bound on
+        its non-zeros) exceed ``DENSE_PRODUCT`` of its size."""
+        work = int(np.diff(self._transposed().indptr)[Q.indices].sum())
+        return work > DENSE_PRODUCT * Q.shape[0] * len(self)
+
+    def _dense_search(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inner-product top k through dense score blocks, one query batch at a time: the
+        BLAS product and the selection use every core, so batches do not run on threads."""
+        rows = int(max(1, BLOCK_BYTES // (4 * len(self))))
+        values, positions = [], []
+        for start in range(0, Q.shape[0], rows):
+            # Negated keys with kth = k - 1: argpartition is slow at kth = n - k among ties.
+            scores = self._dense_scores(Q[start:start + rows])
+            v, p = topk(np.negative(scores, out=scores), k, largest=False)
+            values.append(-v)
+            positions.append(p)
+        return np.concatenate(values), np.concatenate(positions)
+
+    def _frequent_split(self) -> tuple[Any, np.ndarray, Any]:
+        """``(select, XF, XT_rare)``: a CSR ``(terms, n_frequent)`` 0/1 matrix that picks the
+        frequent terms' columns, those columns of the database as dense float32
+        ``(n, n_frequent)``, and the transposed database with the frequent terms' rows emptied. Made once per database, on first need
+        (the lock keeps threaded batches from building it twice)."""
+        with self._split_lock:
+            if self._split is None:
+                self._split = self._make_split()
+            return self._split
+
+    def _make_split(self) -> tuple[Any, np.ndarray, Any]:
+        import scipy.sparse as sp
+
         XT = self._transposed()
-        if start or stop != XT.shape[1]:
-            XT = XT[:, start:stop]
-        dots = (Q @ XT).toarray()
+        n = XT.shape[1]
+        df = np.diff(XT.indptr)
+        budget = FREQUENT_BYTES // (4 * max(n, 1))
+        frequent = np.flatnonzero(df > FREQUENT_TERMS * n)
+        frequent = np.sort(frequent[np.argsort(-df[frequent], kind="stable")][:budget])
+        select = sp.csr_matrix((np.ones(frequent.size, dtype=np.float32),
+                                (frequent, np.arange(frequent.size))),
+                               shape=(XT.shape[0], frequent.size))
+        XF = np.ascontiguousarray(XT[frequent].toarray().T, dtype=np.float32)
+        rare = np.ones(XT.shape[0], dtype=np.float32)
+        rare[frequent] = 0
+        XT_rare = (sp.diags(rare, format="csr") @ XT).tocsr()
+        XT_rare.eliminate_zeros()
+        return select, XF, XT_rare
+
+    def _dense_scores(self, Q: Any) -> np.ndarray:
+        """Inner products of canonical CSR queries with every row, as a dense float32 block."""
+        select, XF, XT_rare = self._frequent_split()
+        scores = _sparse_product_dense(Q, XT_rare)  # frequent terms have empty rows here
+        if XF.shape[1]:
+            from scipy.linalg.blas import sgemm
+
+            QF = _sparse_product_dense(Q, select)  # the queries' frequent-term columns
+            # scores.T (Fortran order) += XF @ QF.T, in place: no second block and no add pass
+            out = sgemm(1.0, XF.T, QF.T, beta=1.0, c=scores.T, trans_a=True, overwrite_c=True)
+            if not np.shares_memory(out, scores):
+                scores = np.ascontiguousarray(out.T)
+        return scores
+
+    def _scores(self, Q: Any, start: int, stop: int, *, out: np.ndarray | None = None
+                ) -> np.ndarray:
+        XT = self._transposed()
+        if start == 0 and stop == XT.shape[1]:
+            dots = self._dense_scores(Q)
+        else:
+            dots = (Q @ XT[:, start:stop]).toarray()
         if self._largest:
             return dots
         dots *= -2

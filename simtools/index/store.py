@@ -189,10 +189,11 @@ class Index:
     def _prepare(self, vectors: Any) -> Any:
         vectors = check_vectors(vectors, dim=self.dim)
         if self.metric.normalizes:
-            if (row_norms(vectors) == 0).any():
+            norms = row_norms(vectors)
+            if (norms == 0).any():
                 raise ValueError(f"a zero vector has no direction, so {self.metric.value} is "
                                  "undefined for it; drop zero rows or use metric='euclidean'")
-            vectors = l2_normalize(vectors)
+            vectors = l2_normalize(vectors, norms)
             vectors = vectors if is_sparse(vectors) else np.ascontiguousarray(vectors, np.float32)
         return vectors
 

@@ -12,6 +12,7 @@ from scipy.spatial.distance import cdist
 
 import simtools.index.exact as exact
 import simtools.index.store as store
+import simtools.index.topk as topk
 from simtools.data import Document
 from simtools.index import Index, Neighbour
 from simtools.index.build import batched, build_index
@@ -153,38 +154,8 @@ def test_blocked_search_equals_unblocked(metric, kind, vectors, rng, monkeypatch
     np.testing.assert_array_equal(parts[1], whole[1])
 
 
-def test_topk_is_sorted_and_breaks_ties_by_column():
-    scores = np.array([[1.0, 3.0, 3.0, 2.0, 0.0]])
-    values, columns = exact.topk(scores, 3, largest=True)
-    assert columns.tolist() == [[1, 2, 3]] and values.tolist() == [[3.0, 3.0, 2.0]]
-    values, columns = exact.topk(scores, 10, largest=False)
-    assert columns.tolist() == [[4, 0, 3, 1, 2]]
-
-
-@pytest.mark.parametrize("largest", [True, False])
-@pytest.mark.parametrize("values", ["distinct", "ties"])
-def test_block_selection_equals_direct_selection(largest, values, rng):
-    n = exact.SELECTION_BLOCK * 80 + 37  # a short last block too
-    if values == "distinct":
-        scores = rng.normal(size=(40, n)).astype(np.float32)
-    else:  # few distinct values: the k-th best ties across blocks, and ties go by column
-        scores = rng.integers(0, 6, size=(40, n)).astype(np.float32)
-    scores[3, -5:] = (100 + np.arange(5)) * (1 if largest else -1)  # winners in the last block
-    for k in (1, 10):
-        got = exact._topk_rows(scores, k, largest)
-        want = exact._topk_rows_direct(scores, k, largest)
-        np.testing.assert_array_equal(got[0], want[0])
-        # the columns hold those scores, once each, and tied scores come in column order
-        np.testing.assert_array_equal(np.take_along_axis(scores, got[1], axis=1), got[0])
-        assert all(len(set(row)) == k for row in got[1].tolist())
-        same = got[0][:, 1:] == got[0][:, :-1]
-        assert (got[1][:, 1:][same] > got[1][:, :-1][same]).all()
-        if values == "distinct":
-            np.testing.assert_array_equal(got[1], want[1])
-
-
 def test_search_over_many_rows_matches_reference(rng):
-    X = rng.normal(size=(exact.SELECTION_BLOCK * 70, 8)).astype(np.float32)
+    X = rng.normal(size=(topk.SELECTION_BLOCK * 70, 8)).astype(np.float32)
     Q = rng.normal(size=(12, 8)).astype(np.float32)
     for metric in METRICS:
         index = Index(metric=metric)
@@ -706,3 +677,9 @@ def test_dense_score_buffer_is_reused_and_safe_across_threads(rng):
         np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
     backend.release_buffer()
     assert backend._buffer is None
+    index = Index(metric="cosine")
+    index.add_vectors(X)
+    index.search_vectors(queries[0], 3)
+    assert index._backend._buffer is not None
+    index.release_buffers()
+    assert index._backend._buffer is None

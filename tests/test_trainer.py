@@ -103,6 +103,30 @@ def test_compression_grows_the_transfer_set(prepared, data: LabelledData) -> Non
     assert prepared.synthetic.sum() == len(data.train) + 1 and prepared.y[-1] == -1
 
 
+def test_unlabelled_texts_reach_every_distilled_student(prepared, data: LabelledData) -> None:
+    n = len(data.train)
+    assert prepared.perturbed.sum() == n and not prepared.perturbed[-1]
+    counts = {m: train_student(prepared, _config(m, epochs=1)).summary["transfer_texts"]
+              for m in ("none", "soft", "embedding", "compression")}
+    # labels alone; + the unlabelled text; + the unlabelled text and the perturbed copies
+    assert counts == {"none": n, "soft": n + 1, "embedding": n + 1, "compression": 2 * n + 1}
+
+
+def test_unlabelled_texts_are_not_labelled_without_a_teacher_method(data: LabelledData) -> None:
+    plain = prepare(data, [_config("none")], teacher=FakeTeacher(), unlabelled=["sport1 the"])
+    assert len(plain.texts) == len(data.train) and plain.teacher_logits is None
+
+
+def test_linear_schedule_is_checked_and_changes_training(prepared) -> None:
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, linear"):
+        _config("soft", lr_schedule="cosine")
+    held = train_student(prepared, _config("soft"))
+    falling = train_student(prepared, _config("soft", lr_schedule="linear"))
+    assert falling.summary["val_macro_f1"] > 0.8
+    # the same seed and batches: only the step sizes differ
+    assert not np.array_equal(held.student.embeddings, falling.student.embeddings)
+
+
 def test_embedding_student_tracks_teacher_neighbours(prepared) -> None:
     with_embedding = train_student(prepared, _config("soft,embedding", epochs=5))
     without = train_student(prepared, _config("soft", epochs=5))

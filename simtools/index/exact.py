@@ -1,22 +1,27 @@
 """Exact (brute-force) search backends: dense vectors with BLAS, sparse vectors with scipy.
 
 Dense search computes one block of scores at a time (a batch of queries against as much of
-the database as ``BLOCK_BYTES`` allows: one ``sgemm``), keeps each block's top k with
-``argpartition`` split over threads (NumPy releases the GIL there, and on two cores a
-single-threaded pass over the block costs as much as the product), and merges blocks, so memory
-stays bounded whatever the sizes. Sparse search never densifies the database: for inner
-products the score block stays sparse and each row's top k is chosen among its non-zeros;
-query batches run on threads, since scipy's sparse product releases the GIL. Measured against
-numpy, scikit-learn and FAISS in benchmarks/bench_exact_dense.py and bench_exact_sparse.py.
+the database as ``BLOCK_BYTES`` allows: one ``sgemm`` into a buffer kept between searches),
+keeps each block's top k, and merges blocks, so memory stays bounded whatever the sizes. The
+top k of a long row is found block-wise: the best of every ``SELECTION_BLOCK`` columns in one
+vectorised pass, then only the winning blocks' columns (exact; 4-6x faster than argpartition
+over 10^5 columns). Selection is split over threads (NumPy releases the GIL there).
+
+Sparse search never densifies the database. A batch of short queries keeps its product sparse
+and picks each row's top k among its non-zeros, batches running on threads. When most scores
+would be non-zero anyway (long documents share their common words), the batch is scored into a
+dense block: the frequent terms through one BLAS product over a dense copy of their columns,
+the rest through a sparse product written straight into the block.
+
+Measured against numpy, scikit-learn and FAISS in benchmarks/bench_exact_dense.py and
+bench_exact_sparse.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +29,13 @@ import numpy as np
 
 from ..persistence import FormatError, load_arrays, save_arrays
 from .backend import BackendKind, InnerMetric
+from .topk import merge_topk, pool, topk, topk_rows
 
-__all__ = ["ExactDense", "ExactSparse", "topk"]
+__all__ = ["ExactDense", "ExactSparse"]
 
 #: Upper bound on the bytes of one block of scores (1 GiB, like scikit-learn's default
 #: working_memory): one block per query batch up to ~260k rows, no merging below that.
 BLOCK_BYTES = 1 << 30
-#: Below this many scores a block is selected on one thread (threads cost more than they save).
-THREADED_SELECTION = 1 << 20
-#: Long rows are selected block by block: the best of every this many columns first (one
-#: vectorised max over the row), then only the best blocks' columns. 4-6x faster than
-#: argpartition over 10^5 columns in benchmarks/bench_exact_dense.py's setting.
-SELECTION_BLOCK = 128
-
 #: Query batches whose sparse product would touch more than this share of the score block
 #: (estimated from the terms' document frequencies) are scored into a dense block.
 DENSE_PRODUCT = 0.5
@@ -45,83 +44,6 @@ DENSE_PRODUCT = 0.5
 FREQUENT_TERMS = 0.08
 #: Upper bound on the bytes of that dense copy (the most frequent terms are kept first).
 FREQUENT_BYTES = 1 << 28
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="simtools-exact")
-    return _POOL
-
-
-def _topk_rows(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
-    n = scores.shape[1]
-    if k < n and n >= SELECTION_BLOCK * max(4 * k, 64):
-        return _topk_rows_by_blocks(scores, k, largest)
-    return _topk_rows_direct(scores, k, largest)
-
-
-def _topk_rows_by_blocks(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``_topk_rows`` for long rows: the best of each block of ``SELECTION_BLOCK`` columns
-    first (one vectorised pass), then the k best among the k blocks with the best maxima.
-
-    Exact: when the k-th and (k+1)-th block maxima differ, every other block lies strictly
-    below the k-th best score. Rows where they tie are redone column by column.
-    """
-    rows, n = scores.shape
-    width = SELECTION_BLOCK
-    n_blocks = n // width
-    body = scores[:, : n_blocks * width].reshape(rows, n_blocks, width)
-    extremes = body.max(axis=2) if largest else body.min(axis=2)
-    block_values, blocks = _topk_rows_direct(extremes, k + 1, largest)
-    # Ascending blocks keep candidates in column order, so ties still go to the smaller column.
-    blocks = np.sort(blocks[:, :k], axis=1)
-    columns = (blocks[:, :, None] * width + np.arange(width)).reshape(rows, k * width)
-    if n > n_blocks * width:  # the short last block is always a candidate
-        tail = np.arange(n_blocks * width, n)
-        columns = np.concatenate([columns, np.broadcast_to(tail, (rows, tail.size))], axis=1)
-    values, picked = _topk_rows_direct(np.take_along_axis(scores, columns, axis=1), k, largest)
-    positions = np.take_along_axis(columns, picked, axis=1)
-    tied = block_values[:, k - 1] == block_values[:, k]
-    if tied.any():
-        values[tied], positions[tied] = _topk_rows_direct(scores[tied], k, largest)
-    return values, positions
-
-
-def _topk_rows_direct(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
-    n = scores.shape[1]
-    if k < n:
-        # kth = n - k selects the largest without a negated copy of the block.
-        part = (np.argpartition(scores, n - k, axis=1)[:, n - k:] if largest
-                else np.argpartition(scores, k - 1, axis=1)[:, :k])
-    else:
-        part = np.broadcast_to(np.arange(n), scores.shape).copy()
-    values = np.take_along_axis(scores, part, axis=1)
-    # lexsort on (column, key) makes the order deterministic when scores tie.
-    order = np.lexsort((part, -values if largest else values), axis=1)
-    return np.take_along_axis(values, order, axis=1), np.take_along_axis(part, order, axis=1)
-
-
-def topk(scores: np.ndarray, k: int, *, largest: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best columns of every row of ``scores``, sorted best first.
-
-    Returns ``(values, columns)``, each ``(rows, min(k, n_columns))``; tied scores among the
-    k are listed in column order (which of several columns tied at the k-th place is kept is
-    not specified). Large blocks are split by rows over a thread pool.
-    """
-    k = min(k, scores.shape[1])
-    threads = min(os.cpu_count() or 1, scores.shape[0])
-    # Inside a pool worker (threaded sparse batches) stay on this thread: no nested waits.
-    in_worker = threading.current_thread().name.startswith("simtools-exact")
-    if scores.size < THREADED_SELECTION or threads < 2 or in_worker:
-        return _topk_rows(scores, k, largest)
-    cuts = np.linspace(0, scores.shape[0], threads + 1).astype(int)
-    parts = list(_pool().map(lambda lo, hi: _topk_rows(scores[lo:hi], k, largest),
-                             cuts[:-1], cuts[1:]))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
 
 def _sparse_product_dense(A: Any, B: Any) -> np.ndarray:
     """``A @ B`` for CSR float32 ``A`` and ``B``, written straight into a dense array.
@@ -136,16 +58,6 @@ def _sparse_product_dense(A: Any, B: Any) -> np.ndarray:
     if sparse_matmul_to_dense is None or A.dtype != np.float32 or B.dtype != np.float32:
         return np.asarray((A @ B).toarray(), dtype=np.float32)
     return sparse_matmul_to_dense(A.tocsr(), B.tocsr())
-
-
-def _merge(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray, columns: np.ndarray,
-           k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
-    if best is None:
-        return scores, columns
-    all_scores = np.concatenate([best[0], scores], axis=1)
-    all_columns = np.concatenate([best[1], columns], axis=1)
-    values, picked = _topk_rows(all_scores, k, largest)
-    return values, np.take_along_axis(all_columns, picked, axis=1)
 
 
 class _ExactBase:
@@ -193,7 +105,7 @@ class _ExactBase:
                 out = buffer[: Q.shape[0] * (stop - cs)].reshape(Q.shape[0], stop - cs)
                 values, columns = topk(self._scores(Q, cs, stop, out=out), k,
                                        largest=self._largest)
-                best = _merge(best, values, columns + cs, k, self._largest)
+                best = merge_topk(best, values, columns + cs, k, self._largest)
         assert best is not None
         values, positions = best
         if not self._largest:  # l2: the blocks held ||x||^2 - 2 q.x; finish the distance
@@ -224,7 +136,7 @@ class _ExactBase:
 
         starts = range(0, nq, self._batch)
         if self._threaded_batches and len(starts) > 1:
-            list(_pool().map(run, starts))
+            list(pool().map(run, starts))
         else:
             for start in starts:
                 run(start)
@@ -374,7 +286,7 @@ class ExactSparse(_ExactBase):
                 # Too few positive scores: zeros and negatives compete, so use the whole row.
                 row = np.zeros((1, n), dtype=np.float32)
                 row[0, cols] = vals
-                values[r], positions[r] = (a[0] for a in _topk_rows(row, k, True))
+                values[r], positions[r] = (a[0] for a in topk_rows(row, k, True))
                 continue
             vals, cols = vals[positive], cols[positive]
             if vals.size > k:

@@ -303,6 +303,12 @@ class Index:
         return [[self.neighbour(int(p), float(s)) for s, p in zip(row_s, row_p) if p >= 0]
                 for row_s, row_p in zip(scores, positions)]
 
+    def release_buffers(self) -> None:
+        """Free the score buffer that exact dense search keeps between searches."""
+        release = getattr(self._backend, "release_buffer", None)
+        if release is not None:
+            release()
+
     def neighbour(self, position: int, score: float) -> Neighbour:
         """The stored document at ``position`` as a :class:`Neighbour` with ``score``."""
         return Neighbour(self.ids[position], score, self.titles[position], self.labels[position],

@@ -15,7 +15,7 @@ __all__ = ["DEFAULT_METHODS", "LR_SCHEDULES", "DistillConfig", "Method", "parse_
 
 
 class Method(str, Enum):
-    """Ways of transferring the teacher's knowledge; several combine (see docs/distill.md)."""
+    """Ways of transferring the teacher's knowledge; several combine (README, "Methods")."""
 
     NONE = "none"                # hard labels only: the baseline
     SOFT = "soft"                # Hinton, Vinyals, Dean 2015: soft targets at temperature T
@@ -28,7 +28,7 @@ class Method(str, Enum):
 #: How the learning rate moves during training: held, or falling linearly to zero.
 LR_SCHEDULES = ("constant", "linear")
 
-#: The combination that measured best (docs/distill.md has the table).
+#: The combination that measured best (the README's distillation results have the table).
 DEFAULT_METHODS: tuple[Method, ...] = (Method.SOFT, Method.EMBEDDING)
 
 

@@ -7,7 +7,7 @@ missing neighbour, with score ``-inf`` (ip) or ``+inf`` (l2).
 
 Recall and speed knobs (``ef_search`` for HNSW, ``nprobe`` for IVF) are plain attributes that can
 be changed at any time, after :func:`load_backend` too. Their defaults were measured with
-``benchmarks/bench_ann.py`` (see ``docs/benchmarks-index.md``).
+``benchmarks/bench_ann.py`` (see the README's benchmark section).
 
 Behaviours worth knowing:
 
@@ -33,7 +33,6 @@ FAISS is an optional extra: ``pip install simtools[ann]`` (CPU) or ``pip install
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ __all__ = [
     "FaissBackend",
     "FlatBackend",
     "HNSWBackend",
-    "IVFBackend",
     "INDEX_FILE",
     "gpu_available",
     "load_backend",
@@ -60,7 +58,7 @@ INDEX_FILE = "index.faiss"
 _FORMAT_VERSION = 1
 _MIN_POINTS_PER_CENTROID = 39  # below this FAISS warns that k-means is under-trained
 
-# Defaults measured with benchmarks/bench_ann.py (docs/benchmarks-index.md): on 100k x 384
+# Defaults measured with benchmarks/bench_ann.py (README, "Approximate search"): on 100k x 384
 # clustered unit vectors, ef_search 64 gave recall@10 0.993 at 12x exact search (32 gave 0.954)
 # and nprobe 16 gave 1.000 at 34x (8 gave 0.927); both keep a margin for real embeddings.
 DEFAULT_M = 32
@@ -336,181 +334,13 @@ class HNSWBackend(FaissBackend):
                 "ef_search": self.ef_search, "compression": self.compression}
 
 
-class IVFBackend(FaissBackend):
-    """Inverted-file search: ``IndexIVFFlat``, ``IndexIVFPQ`` (``compression="pq"``) or
-    ``IndexIVFScalarQuantizer`` (``compression="sq8"``).
+def _kinds() -> dict[BackendKind, type[FaissBackend]]:
+    from .faiss_ivf import IVFBackend  # its own module; it builds on FaissBackend
 
-    ``nlist``: number of k-means cells (default ``4 * sqrt(n)`` at training time); ``nprobe``:
-    cells visited per query, the recall/speed knob; ``pq_m``: PQ sub-quantizers (must divide
-    ``dim``; default ``dim // 8``, 8 dimensions per byte); ``pq_bits``: bits per sub-code.
-    """
-
-    kind = BackendKind.IVF
-
-    def __init__(
-        self,
-        dim: int,
-        inner_metric: str | InnerMetric = InnerMetric.IP,
-        *,
-        nlist: int | None = None,
-        nprobe: int = DEFAULT_NPROBE,
-        compression: str | None = None,
-        pq_m: int | None = None,
-        pq_bits: int = DEFAULT_PQ_BITS,
-        seed: int = 1234,
-    ) -> None:
-        super().__init__(dim, inner_metric)
-        self.nlist = None if nlist is None else _check_int(nlist, "nlist")
-        self.nprobe = nprobe
-        if compression not in (None, "pq", "sq8"):
-            raise ValueError(f"unknown compression {compression!r}; valid values are None, "
-                             "'pq' and 'sq8'")
-        self.compression = compression
-        self.pq_bits = _check_int(pq_bits, "pq_bits")
-        self.pq_m: int | None
-        if compression == "pq":
-            self.pq_m = _check_int(pq_m, "pq_m") if pq_m is not None else max(1, self._dim // 8)
-            if self._dim % self.pq_m:
-                divisors = [d for d in range(1, self._dim + 1) if self._dim % d == 0]
-                raise ValueError(f"pq_m={self.pq_m} does not divide dim={self._dim}; "
-                                 f"choose one of {divisors}")
-        else:
-            self.pq_m = pq_m
-        self.seed = int(seed)
-        self._pending: list[np.ndarray] = []  # rows added before training
-        self._index = None
-
-    # An untrained IVF holds its rows in the buffer, so length and removal look there too.
-    def __len__(self) -> int:
-        if self._index is None:
-            return sum(x.shape[0] for x in self._pending)
-        return int(self._index.ntotal)
-
-    @property
-    def nprobe(self) -> int:
-        """Cells visited per query: higher finds more true neighbours, more slowly."""
-        return self._nprobe
-
-    @nprobe.setter
-    def nprobe(self, value: int) -> None:
-        self._nprobe = _check_int(value, "nprobe")
-
-    @property
-    def is_trained(self) -> bool:
-        return self._index is not None
-
-    def min_train_size(self) -> int:
-        """The fewest rows that can train this configuration."""
-        need = self.nlist or 1
-        if self.compression == "pq":
-            need = max(need, 2**self.pq_bits)
-        return need
-
-    def train(self, X: Any | None = None) -> None:
-        """Train on ``X`` (or, by default, on the buffered rows) and add the buffer."""
-        if self._index is not None:
-            return
-        pending = np.concatenate(self._pending) if self._pending else None
-        sample = pending if X is None else check_vectors(X, name="training vectors", dim=self._dim)
-        n = 0 if sample is None else sample.shape[0]
-        if n < self.min_train_size():
-            raise ValueError(
-                f"too few vectors to train the ivf index: got {n}, need at least "
-                f"{self.min_train_size()} (nlist={self.nlist or 'auto'}, compression="
-                f"{self.compression!r}, pq_bits={self.pq_bits}); add more vectors, lower "
-                "nlist/pq_bits, or use backend='hnsw' or 'flat' for a small collection"
-            )
-        assert sample is not None  # n >= min_train_size() >= 1
-        nlist = self.nlist or max(1, min(round(4 * math.sqrt(n)), n // _MIN_POINTS_PER_CENTROID))
-        index = self._new_index(nlist)
-        # k-means gains little past ~256 points per cell; a seeded sample keeps training fast.
-        cap = 256 * nlist
-        if n > cap:
-            rows = np.random.default_rng(self.seed).choice(n, cap, replace=False)
-            sample = sample[np.sort(rows)]
-        index.cp.seed = self.seed
-        index.train(np.ascontiguousarray(sample))
-        self.nlist = nlist
-        self._index = index
-        self._apply_search_params(index)
-        if pending is not None:
-            index.add(pending)
-        self._pending = []
-        logger.info("ivf: trained %d cells on %d vectors; %d rows indexed", nlist, n, len(self))
-
-    def _new_index(self, nlist: int) -> Any:
-        f = self._faiss
-        metric = _faiss_metric(f, self.inner_metric)
-        quantizer = f.IndexFlatIP(self._dim) if metric == f.METRIC_INNER_PRODUCT else f.IndexFlatL2(self._dim)
-        if self.compression == "pq":
-            index = f.IndexIVFPQ(quantizer, self._dim, nlist, self.pq_m, self.pq_bits, metric)
-        elif self.compression == "sq8":
-            index = f.IndexIVFScalarQuantizer(quantizer, self._dim, nlist,
-                                              f.ScalarQuantizer.QT_8bit, metric)
-        else:
-            index = f.IndexIVFFlat(quantizer, self._dim, nlist, metric)
-        return index  # FAISS's Python wrapper keeps ``quantizer`` alive with the index
-
-    def _add(self, X: np.ndarray) -> None:
-        if self._index is None:
-            self._pending.append(X.copy())
-        else:
-            self._index.add(X)
-
-    def _remove(self, pos: np.ndarray) -> None:
-        if self._index is None:
-            keep = np.ones(len(self), dtype=bool)
-            keep[pos] = False
-            self._pending = [np.concatenate(self._pending)[keep]] if keep.any() else []
-            return
-        super()._remove(pos)
-        self._renumber(pos)
-
-    def _renumber(self, removed: np.ndarray) -> None:
-        """After ``remove_ids`` the survivors keep their old ids; shift them down to 0..n-1."""
-        f = self._faiss
-        invlists = self._index.invlists
-        code_size = invlists.code_size
-        for lst in range(invlists.nlist):
-            size = invlists.list_size(lst)
-            if size == 0:
-                continue
-            ids = f.rev_swig_ptr(invlists.get_ids(lst), size).copy()
-            codes = f.rev_swig_ptr(invlists.get_codes(lst), size * code_size).copy()
-            new_ids = ids - np.searchsorted(removed, ids)  # rows removed before each survivor
-            invlists.update_entries(lst, 0, size, f.swig_ptr(new_ids), f.swig_ptr(codes))
-
-    def _before_search(self) -> None:
-        if self._index is None and self._pending:
-            self.train()
-
-    def _searcher(self) -> Any:
-        if self._index is None:  # nothing added yet: an empty flat index answers with -1
-            return _EmptyIndex()
-        return super()._searcher()
-
-    def _apply_search_params(self, index: Any) -> None:
-        index.nprobe = self.nprobe
-
-    def _options(self) -> dict[str, Any]:
-        return {"nlist": self.nlist, "nprobe": self.nprobe, "compression": self.compression,
-                "pq_m": self.pq_m, "pq_bits": self.pq_bits, "seed": self.seed}
-
-    def save(self, folder: Path) -> dict[str, Any]:
-        if self._index is None and not self._pending:
-            raise ValueError("the ivf backend is empty and untrained; add vectors before saving")
-        return super().save(folder)
+    return {BackendKind.FLAT: FlatBackend, BackendKind.HNSW: HNSWBackend,
+            BackendKind.IVF: IVFBackend}
 
 
-class _EmptyIndex:
-    ntotal = 0
-
-
-_KINDS: dict[BackendKind, type[FaissBackend]] = {
-    BackendKind.FLAT: FlatBackend,
-    BackendKind.HNSW: HNSWBackend,
-    BackendKind.IVF: IVFBackend,
-}
 _OPTIONS = {
     BackendKind.FLAT: (),
     BackendKind.HNSW: ("m", "ef_construction", "ef_search", "compression"),
@@ -520,9 +350,9 @@ _OPTIONS = {
 
 def _check_kind(kind: str | BackendKind) -> BackendKind:
     found = check_choice(kind, BackendKind, name="faiss backend kind")
-    if found not in _KINDS:
+    if found not in _OPTIONS:
         raise ValueError(f"kind {found.value!r} is not a FAISS backend; valid values are "
-                         f"{', '.join(repr(k.value) for k in _KINDS)}")
+                         f"{', '.join(repr(k.value) for k in _OPTIONS)}")
     return found
 
 
@@ -541,7 +371,7 @@ def make_backend(
         valid = ", ".join(_OPTIONS[found]) or "none"
         raise ValueError(f"unknown option(s) {unknown} for the {found.value!r} backend; "
                          f"valid options are: {valid}")
-    return _KINDS[found](dim, inner_metric, **options)
+    return _kinds()[found](dim, inner_metric, **options)
 
 
 def load_backend(folder: Path, config: dict[str, Any], *, mmap: bool = True) -> FaissBackend:
@@ -583,7 +413,7 @@ def load_backend(folder: Path, config: dict[str, Any], *, mmap: bool = True) -> 
         raise FormatError(f"{path} holds {index.ntotal} vectors of dimension {index.d}, but the "
                           f"config says {ntotal} of dimension {dim}; the folder is inconsistent")
     if kind is BackendKind.IVF:
-        backend: FaissBackend = IVFBackend(dim, inner_metric, **options)
+        backend: FaissBackend = _kinds()[kind](dim, inner_metric, **options)
     else:
         backend = make_backend(kind, dim, inner_metric, **options)
     backend._index = index

@@ -133,3 +133,23 @@ def test_swept_value_checked_before_training(env: Path) -> None:
 def test_help_has_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Examples:" in result.output and "simtools " in result.output
+
+
+def test_unlabelled_texts_and_linear_schedule(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    extra = env / "unlabelled.txt"
+    extra.write_text("sport1 sport2 the news\narts3 arts4 of\n\nmoney5 money6 and\n")
+    out = env / "model"
+    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(out),
+                                       "--method", "soft", "--teacher", "word-sgd",
+                                       "--unlabelled", str(extra), "--lr-schedule", "linear",
+                                       "--quiet", *SMALL])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    training = config["training"]
+    # the labelled training split (the CSV minus its 10% hold-out) plus 3 unlabelled lines
+    assert training["transfer_texts"] == config["data"]["train_n"] + 3
+    assert config["distill"]["lr_schedule"] == "linear"
+    bad = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(out),
+                                    "--lr-schedule", "cosine", *SMALL])
+    assert bad.exit_code != 0 and "cosine" in bad.output

@@ -35,6 +35,19 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _distill(data: Path, out: Path, *options: str):
+    """``simtools distill --data DATA --out OUT OPTIONS...`` through click's runner."""
+    return CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(out), *options])
+
+
+def _tiny_model(env: Path) -> tuple[Path, Path]:
+    """A hard-label student on a small CSV: (the CSV, the model folder)."""
+    train = _write_csv(env / "train.csv")
+    out = env / "model"
+    assert _distill(train, out, "--method", "none", "--quiet", *SMALL).exit_code == 0
+    return train, out
+
+
 def test_distill_then_evaluate(env: Path) -> None:
     data = _write_csv(env / "train.csv")
     runner = CliRunner()
@@ -72,27 +85,19 @@ def test_sweep_prints_table_and_saves_plot(env: Path) -> None:
 
 
 def test_evaluate_unknown_labels(env: Path) -> None:
-    train = _write_csv(env / "train.csv")
-    out = env / "model"
-    runner = CliRunner()
-    assert runner.invoke(main, ["distill", "--data", str(train), "--out", str(out), "--method",
-                                "none", "--quiet", *SMALL]).exit_code == 0
+    _, out = _tiny_model(env)
     other = _write_csv(env / "other.csv", labels=["arts", "weather", "sport"])
-    result = runner.invoke(main, ["evaluate", "--model", str(out), "--data", str(other)])
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(other)])
     assert result.exit_code != 0
     assert "does not know: weather" in result.output and "Traceback" not in result.output
 
 
 def test_evaluate_other_format_version(env: Path) -> None:
-    train = _write_csv(env / "train.csv")
-    out = env / "model"
-    runner = CliRunner()
-    assert runner.invoke(main, ["distill", "--data", str(train), "--out", str(out), "--method",
-                                "none", "--quiet", *SMALL]).exit_code == 0
+    train, out = _tiny_model(env)
     config = json.loads((out / "config.json").read_text())
     config["format_version"] = 7
     (out / "config.json").write_text(json.dumps(config))
-    result = runner.invoke(main, ["evaluate", "--model", str(out), "--data", str(train)])
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(train)])
     assert result.exit_code == 1 and "format version 7" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
@@ -102,30 +107,26 @@ def test_mismatched_line_counts_one_line_error(env: Path) -> None:
     folder.mkdir()
     (folder / "train_text.txt").write_text("a b\nc d\ne f\n")
     (folder / "train_labels.txt").write_text("0\n1\n")
-    result = CliRunner().invoke(main, ["distill", "--data", str(folder), "--out",
-                                       str(env / "m"), "--method", "none"])
+    result = _distill(folder, env / "m", "--method", "none")
     assert result.exit_code == 1 and "lines" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
 def test_bad_method_is_a_clean_error(env: Path) -> None:
     data = _write_csv(env / "train.csv")
-    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(env / "m"),
-                                       "--method", "soft,magic"])
+    result = _distill(data, env / "m", "--method", "soft,magic")
     assert result.exit_code == 1 and "unknown distillation method 'magic'" in result.output
 
 
 def test_bad_temperature_list_is_a_clean_error(env: Path) -> None:
     data = _write_csv(env / "train.csv")
-    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(env / "m"),
-                                       "--temperature", "2,hot"])
+    result = _distill(data, env / "m", "--temperature", "2,hot")
     assert result.exit_code == 2 and "comma-separated" in result.output
 
 
 def test_swept_value_checked_before_training(env: Path) -> None:
     data = _write_csv(env / "train.csv")
-    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(env / "m"),
-                                       "--alpha", "0.5,3"])
+    result = _distill(data, env / "m", "--alpha", "0.5,3")
     assert result.exit_code == 1 and "alpha must be between" in result.output
 
 
@@ -140,16 +141,13 @@ def test_unlabelled_texts_and_linear_schedule(env: Path) -> None:
     extra = env / "unlabelled.txt"
     extra.write_text("sport1 sport2 the news\narts3 arts4 of\n\nmoney5 money6 and\n")
     out = env / "model"
-    result = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(out),
-                                       "--method", "soft", "--teacher", "word-sgd",
-                                       "--unlabelled", str(extra), "--lr-schedule", "linear",
-                                       "--quiet", *SMALL])
+    result = _distill(data, out, "--method", "soft", "--teacher", "word-sgd", "--unlabelled",
+                      str(extra), "--lr-schedule", "linear", "--quiet", *SMALL)
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     training = config["training"]
     # the labelled training split (the CSV minus its 10% hold-out) plus 3 unlabelled lines
     assert training["transfer_texts"] == config["data"]["train_n"] + 3
     assert config["distill"]["lr_schedule"] == "linear"
-    bad = CliRunner().invoke(main, ["distill", "--data", str(data), "--out", str(out),
-                                    "--lr-schedule", "cosine", *SMALL])
+    bad = _distill(data, out, "--lr-schedule", "cosine", *SMALL)
     assert bad.exit_code != 0 and "cosine" in bad.output

@@ -15,6 +15,7 @@ import pytest
 
 from simtools.distill.cache import TeacherCache
 from simtools.distill.teacher import (
+    EmbeddingMember,
     SparseMember,
     TeacherEnsemble,
     TeacherMember,
@@ -294,3 +295,24 @@ def test_batches_respect_the_text_and_token_budgets() -> None:
     assert [len(b) for b in batches] == [64, 46, 32, 32, 6]
     assert sorted(np.concatenate(batches).tolist()) == list(range(180))
     assert all(len(b) * lengths[b].max() <= 64 * 128 for b in batches)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"analyzer": "chars"}, "unknown analyzer 'chars'; valid values are 'word', 'char'"),
+    ({"classifier": "svm"}, "unknown classifier 'svm'; valid values are 'logreg', 'sgd'"),
+])
+def test_sparse_member_rejects_unknown_settings(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        SparseMember("m", **kwargs)
+
+
+def test_member_identity_lists_every_setting() -> None:
+    member = SparseMember("m", analyzer="char", classifier="sgd", seed=3, C=2.0, alpha=1e-4)
+    assert member.identity() == {"kind": "sparse", "analyzer": "char", "classifier": "sgd",
+                                 "seed": 3, "C": 2.0, "alpha": 1e-4}
+    assert member.analyzer == "char" and member.name == "m"
+
+
+def test_embedding_member_rejects_an_unknown_head() -> None:
+    with pytest.raises(ValueError, match="unknown head 'tree'; valid values are 'logreg', 'mlp'"):
+        EmbeddingMember("m", source=None, head="tree")  # type: ignore[arg-type]

@@ -101,9 +101,25 @@ class TeacherMember(ABC):
     def predict_log_proba(self, texts: list[str]) -> np.ndarray:
         """float32 ``(n, n_classes)`` log-probabilities."""
 
-    @abstractmethod
+    #: The member's kind and the settings that decide its outputs, in ``identity()`` order.
+    kind: str
+    settings: tuple[str, ...] = ()
+    #: Settings restricted to a few values: name -> the valid values.
+    choices: dict[str, tuple[str, ...]] = {}
+
+    def _configure(self, name: str, **settings: Any) -> None:
+        """Check the restricted settings, then keep the name and every setting as attributes."""
+        for key, valid in self.choices.items():
+            if settings[key] not in valid:
+                raise ValueError(f"unknown {key} {settings[key]!r}; valid values are "
+                                 f"{', '.join(repr(v) for v in valid)}")
+        self.name = name
+        for key, value in settings.items():
+            setattr(self, key, value)
+
     def identity(self) -> dict[str, Any]:
         """Everything that determines the member's outputs (for cache fingerprints)."""
+        return {"kind": self.kind, **{key: getattr(self, key) for key in self.settings}}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -112,22 +128,14 @@ class TeacherMember(ABC):
 class SparseMember(TeacherMember):
     """TF-IDF word or character n-grams and a linear classifier."""
 
+    kind = "sparse"
+    settings = ("analyzer", "classifier", "seed", "C", "alpha")
+    choices = {"analyzer": ("word", "char"), "classifier": ("logreg", "sgd")}
+
     def __init__(self, name: str, *, analyzer: str = "word", classifier: str = "logreg",
                  seed: int = 0, C: float = 4.0, alpha: float = 2e-5) -> None:
-        if analyzer not in ("word", "char"):
-            raise ValueError(f"unknown analyzer {analyzer!r}; valid values are 'word', 'char'")
-        if classifier not in ("logreg", "sgd"):
-            raise ValueError(f"unknown classifier {classifier!r}; valid values are 'logreg', 'sgd'")
-        self.name = name
-        self.analyzer = analyzer
-        self.classifier = classifier
-        self.seed = seed
-        self.C = C
-        self.alpha = alpha
-
-    def identity(self) -> dict[str, Any]:
-        return {"kind": "sparse", "analyzer": self.analyzer, "classifier": self.classifier,
-                "seed": self.seed, "C": self.C, "alpha": self.alpha}
+        self._configure(name, analyzer=analyzer, classifier=classifier, seed=seed, C=C,
+                        alpha=alpha)
 
     def fit(self, texts: list[str], y: np.ndarray, n_classes: int) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -205,20 +213,17 @@ class EmbeddingMember(TeacherMember):
 
     slow = True
 
+    kind = "embedding"
+    settings = ("head", "seed", "C", "hidden")
+    choices = {"head": ("logreg", "mlp")}
+
     def __init__(self, name: str, source: EmbeddingSource, *, head: str = "logreg",
                  seed: int = 0, C: float = 10.0, hidden: int = 256) -> None:
-        if head not in ("logreg", "mlp"):
-            raise ValueError(f"unknown head {head!r}; valid values are 'logreg', 'mlp'")
-        self.name = name
+        self._configure(name, head=head, seed=seed, C=C, hidden=hidden)
         self.source = source
-        self.head = head
-        self.seed = seed
-        self.C = C
-        self.hidden = hidden
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": "embedding", "model_id": self.source.model_id, "head": self.head,
-                "seed": self.seed, "C": self.C, "hidden": self.hidden}
+        return {**super().identity(), "model_id": self.source.model_id}
 
     def fit(self, texts: list[str], y: np.ndarray, n_classes: int) -> None:
         from sklearn.linear_model import LogisticRegression

@@ -10,9 +10,7 @@ The public names load lazily, so ``import simtools`` is cheap and never imports 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ._lazy import lazy_getattr
 from ._version import __version__
 
 __all__ = [
@@ -38,11 +36,7 @@ _LAZY = {
     "load_encoder": "simtools.encoders.base",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'simtools' has no attribute {name!r}")
+__getattr__ = lazy_getattr("simtools", _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -5,8 +5,7 @@ Imports are lazy: the numpy-only student runtime must load without scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_getattr
 
 __all__ = ["KNNClassifier", "NearestDocumentClassifier", "StudentClassifier"]
 
@@ -16,8 +15,4 @@ _LAZY = {
     "StudentClassifier": "simtools.classify.student",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'simtools.classify' has no attribute {name!r}")
+__getattr__ = lazy_getattr("simtools.classify", _LAZY)

@@ -11,8 +11,7 @@ Names load lazily, so importing this package pulls in neither requests nor mwpar
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_getattr
 
 __all__ = [
     "DumpError",
@@ -34,8 +33,4 @@ _LAZY = {
     "build_dump_index": "simtools.wiki.build",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'simtools.wiki' has no attribute {name!r}")
+__getattr__ = lazy_getattr("simtools.wiki", _LAZY)

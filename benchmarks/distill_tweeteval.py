@@ -58,6 +58,7 @@ from benchmarks._tweeteval import (  # noqa: E402
     METRIC_NAMES,
     PAPER_TEST,
     TASKS,
+    TWEETEVAL,
     Task,
     directory_size_mb,
     load_task,
@@ -248,19 +249,16 @@ def fasttext_row(task: Task, *, speed_texts: list[str], repeat: int, workdir: Pa
 def unlabelled_pool(task: Task, args: Any) -> list[str]:
     """Tweets for the transfer set: the training texts of the other TweetEval tasks, without
     their labels, minus any text of this task's training or validation split; a seeded random
-    ``--max-unlabelled`` of them. (The test splits stay untouched.)"""
+    ``--max-unlabelled`` of them. (The test splits stay untouched.) The same texts as
+    ``simtools distill --unlabelled ../shared/datasets/tweeteval --max-unlabelled N`` gives
+    (``simtools.data.load_unlabelled``)."""
+    from simtools.data import load_unlabelled
+
     if args.unlabelled == "none" or args.max_unlabelled == 0:
         return []
-    own = set(task.train_texts) | set(task.val_texts)
-    pool: dict[str, None] = {}
-    for name in TASKS:
-        if name != task.name:
-            for text in load_task(name, seed=args.seed).train_texts:
-                if text.strip() and text not in own:
-                    pool.setdefault(text, None)
-    texts = list(pool)
-    keep = np.random.default_rng(args.seed + 23).permutation(len(texts))[: args.max_unlabelled]
-    return [texts[i] for i in np.sort(keep)]
+    others = [TWEETEVAL / name for name in TASKS if name != task.name]
+    return load_unlabelled(others, exclude=task.labelled_data(), limit=args.max_unlabelled,
+                           seed=args.seed)
 
 
 def run_task(task: Task, args: Any, workdir: Path) -> dict[str, Any]:

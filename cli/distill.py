@@ -105,9 +105,15 @@ def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], p
                    "Default: the DistillConfig default.")
 @click.option("--augment-copies", default=2, show_default=True, type=int,
               help="Perturbed copies of each text (method 'compression').")
-@click.option("--unlabelled", type=click.Path(exists=True, dir_okay=False),
-              help="A file of unlabelled in-domain texts, one per line: the teacher labels "
-                   "them and every distilled student (all methods but 'none') learns from them.")
+@click.option("--unlabelled", multiple=True, type=click.Path(exists=True),
+              help="Unlabelled in-domain texts: the teacher labels them and every distilled "
+                   "student (all methods but 'none') learns from them. A text file (one text "
+                   "per line), a CSV/TSV/JSONL file (its text column), a TweetEval folder (its "
+                   "training texts) or a folder of them; repeat for several. Texts of --data "
+                   "itself are left out.")
+@click.option("--max-unlabelled", type=click.IntRange(min=0), default=None,
+              help="Keep a random sample (seeded by --seed) of this many unlabelled texts. "
+                   "Default: all.")
 @click.option("--no-quantize", is_flag=True, help="Keep the embedding table float32 (not int8).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
@@ -118,7 +124,7 @@ def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], p
 def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperature: str,
                     alpha: str, epochs: int, dim: int, buckets: int, embedding_dim: int,
                     teacher: str, lr: float, lr_schedule: str | None, augment_copies: int,
-                    unlabelled: str | None,
+                    unlabelled: tuple[str, ...], max_unlabelled: int | None,
                     no_quantize: bool, seed: int, plot_path: str | None, quiet: bool,
                     as_json: bool) -> None:
     """Train a small, fast student from a teacher ensemble and save it to OUT.
@@ -131,8 +137,10 @@ def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperat
       simtools distill --data bbc-news --out models/bbc
       simtools distill --data tweeteval/emotion --out emo --temperature 1,2,4,8,20
       simtools distill --data news.csv --out m --method none --method soft,embedding
+      simtools distill --data tweeteval/irony --out irony --unlabelled tweeteval \
+          --max-unlabelled 20000
     """
-    from simtools.data import load_labelled
+    from simtools.data import load_labelled, load_unlabelled
     from simtools.distill.config import DEFAULT_METHODS, DistillConfig, parse_methods
     from simtools.distill.trainer import sweep
 
@@ -147,13 +155,17 @@ def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperat
         DistillConfig(temperature=t)  # validate every swept value before the teacher runs
     for a in alphas[1:]:
         DistillConfig(alpha=a)
+    if max_unlabelled is not None and not unlabelled:
+        raise click.UsageError("--max-unlabelled samples the texts of --unlabelled; give "
+                               "--unlabelled FILE or FOLDER too")
     _setup_logging(quiet or as_json)
     data = load_labelled(data_path)
     extra = None
     if unlabelled:
-        from simtools.data import read_text_file
-
-        extra = [line for line in read_text_file(unlabelled).splitlines() if line.strip()]
+        extra = load_unlabelled(list(unlabelled), exclude=data, limit=max_unlabelled, seed=seed)
+        if not quiet and not as_json:
+            click.echo(f"unlabelled texts: {len(extra):,} (from {', '.join(unlabelled)})",
+                       err=True)
     results = sweep(data, base, methods=method_sets, temperatures=temps, alphas=alphas,
                     unlabelled=extra, progress=_bar)
     best = max(results, key=lambda r: r.summary["val_macro_f1"])

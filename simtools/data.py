@@ -6,6 +6,8 @@ Two entry points:
   evaluation. A TweetEval-style folder brings its own splits; other layouts get a seeded,
   stratified validation hold-out, so the same call always yields the same split.
 - :func:`read_documents` streams documents (text, title, label, source) for indexing.
+- :func:`load_unlabelled` gathers texts without labels (a distillation transfer set) from text
+  files, tables and folders of data sets, minus the texts of the labelled data in use.
 
 Every reader fails with a ``ValueError`` that names the file and the fix: non-UTF-8 bytes,
 text and label files of different lengths, missing columns, empty texts.
@@ -34,6 +36,7 @@ __all__ = [
     "Split",
     "bbc_news_path",
     "load_labelled",
+    "load_unlabelled",
     "read_documents",
     "read_text_file",
 ]
@@ -319,3 +322,85 @@ def read_documents(path: str | os.PathLike[str]) -> Iterator[Document]:
         raise ValueError(f"{path} contains no files to index")
     for file in files:
         yield from read_documents(file)
+
+
+#: Offset of the random stream that samples unlabelled texts from the seed it is given, so that
+#: the sample and a student trained with the same seed draw different numbers.
+UNLABELLED_STREAM = 23
+
+
+def _unlabelled_texts(path: Path) -> Iterator[str]:
+    """Texts of one unlabelled source, in a fixed order (see :func:`load_unlabelled`)."""
+    if path.is_file():
+        if path.suffix in TABLE_SUFFIXES:
+            for number, row in _read_table(path):
+                text = row.get("text")
+                if not isinstance(text, str):
+                    raise ValueError(f"{path}:{number} has no text (a 'text' column or key is "
+                                     "required)")
+                yield text
+            return
+        yield from _read_lines(path)
+        return
+    if (path / "train_text.txt").is_file():
+        # A TweetEval-style data set lends its training texts; its validation and test splits
+        # stay untouched, so they can still score whatever learns from these texts.
+        yield from _read_lines(path / "train_text.txt")
+        return
+    subfolders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if any(any(sub.rglob("train_text.txt")) for sub in subfolders):
+        # A folder of data sets (all of TweetEval, or the stance task's targets).
+        for sub in subfolders:
+            if any(sub.rglob("train_text.txt")):
+                yield from _unlabelled_texts(sub)
+        return
+    for document in read_documents(path):
+        yield document.text
+
+
+def load_unlabelled(sources: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
+                    exclude: LabelledData | None = None, limit: int | None = None,
+                    seed: int = 0) -> list[str]:
+    """Texts without labels, for a distillation transfer set.
+
+    Each source is a text file (one text per line), a CSV/TSV/JSONL file (its ``text``
+    column), a TweetEval-style folder (its training texts only), a folder of such folders (all
+    of TweetEval: every task's training texts, in name order), or anything else
+    :func:`read_documents` reads (one text per file). Texts come back in source order, each
+    once, blank ones dropped, and without any text of ``exclude`` (every split of the labelled
+    data in use: its own training texts are already in the transfer set with their labels,
+    and its validation and test texts must stay unseen for their scores to mean anything).
+
+    ``limit`` keeps a seeded random sample of that many texts, still in source order; the same
+    sources, ``exclude``, ``limit`` and ``seed`` always give the same texts.
+    """
+    paths = [Path(s) for s in (sources if isinstance(sources, list) else [sources])]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; give a text file (one text per "
+                                    "line), a CSV/TSV/JSONL file or a folder of texts")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be 0 or more texts, got {limit}")
+    own: set[str] = set()
+    if exclude is not None:
+        for split in (exclude.train, exclude.val, exclude.test):
+            if split is not None:
+                own.update(split.texts)
+    found: dict[str, None] = {}
+    skipped = 0
+    for path in paths:
+        for text in _unlabelled_texts(path):
+            if not text.strip():
+                continue
+            if text in own:
+                skipped += 1
+            else:
+                found.setdefault(text, None)
+    if skipped:
+        logger.info("unlabelled texts: left out %d that the labelled data already holds",
+                    skipped)
+    texts = list(found)
+    if limit is not None and limit < len(texts):
+        keep = np.random.default_rng(seed + UNLABELLED_STREAM).permutation(len(texts))[:limit]
+        texts = [texts[i] for i in np.sort(keep)]
+    return texts

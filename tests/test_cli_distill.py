@@ -151,3 +151,26 @@ def test_unlabelled_texts_and_linear_schedule(env: Path) -> None:
     assert config["distill"]["lr_schedule"] == "linear"
     bad = _distill(data, out, "--lr-schedule", "cosine", *SMALL)
     assert bad.exit_code != 0 and "cosine" in bad.output
+
+
+def test_unlabelled_sources_are_sampled_and_leave_out_the_data_itself(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    tweets = env / "pool" / "task"
+    tweets.mkdir(parents=True)
+    # a TweetEval-style folder lends its training texts
+    (tweets / "train_text.txt").write_text("\n".join(f"sport{i} arts{i} the" for i in range(40)))
+    # a copy of the labelled data: its texts are left out of the transfer set
+    (env / "copy.csv").write_text(data.read_text())
+    out = env / "model"
+    result = _distill(data, out, "--method", "soft", "--teacher", "word-sgd", "--unlabelled",
+                      str(env / "pool"), "--unlabelled", str(env / "copy.csv"),
+                      "--max-unlabelled", "25", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "unlabelled texts: 25" in result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["transfer_texts"] == config["data"]["train_n"] + 25
+
+
+def test_max_unlabelled_needs_unlabelled(env: Path) -> None:
+    result = _distill(_write_csv(env / "train.csv"), env / "model", "--max-unlabelled", "5")
+    assert result.exit_code == 2 and "--max-unlabelled samples the texts" in result.output

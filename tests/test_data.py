@@ -11,6 +11,7 @@ from simtools.data import (
     LabelledData,
     Split,
     load_labelled,
+    load_unlabelled,
     read_documents,
     read_text_file,
 )
@@ -312,3 +313,84 @@ def test_jsonl_texts_may_hold_unicode_line_separators(tmp_path):
     path.write_text("\r\n".join(json.dumps({"text": t, "label": "x"}, ensure_ascii=False)
                                 for t in texts) + "\r\n", encoding="utf-8")
     assert [d.text for d in read_documents(path)] == texts
+
+
+# -- load_unlabelled ----------------------------------------------------------------------------
+
+
+def _tree(root):
+    """A small TweetEval tree: two tasks and a stance-like task of two targets."""
+    tweeteval(root / "alpha", n=4)
+    tweeteval(root / "beta", n=3)
+    for target in ("t1", "t2"):
+        folder = root / "gamma" / target
+        write_lines(folder / "train_text.txt", [f"{target} text {i}" for i in range(2)])
+        write_lines(folder / "train_labels.txt", ["0", "1"])
+    write_lines(root / "gamma" / "mapping.txt", ["0\tno", "1\tyes"])
+    return root
+
+
+def test_unlabelled_text_file_keeps_order_drops_blanks_and_repeats(tmp_path):
+    path = tmp_path / "extra.txt"
+    write_lines(path, ["first", "", "  ", "second", "first", "third"])
+    assert load_unlabelled(path) == ["first", "second", "third"]
+
+
+def test_unlabelled_tables_give_their_text_column(tmp_path):
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text('text,label\n"one, with a comma",a\ntwo,\n', encoding="utf-8")
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text(json.dumps({"text": "three"}) + "\n", encoding="utf-8")
+    assert load_unlabelled([csv_path, jsonl]) == ["one, with a comma", "two", "three"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"body": "x"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.jsonl:1 has no text"):
+        load_unlabelled(bad)
+
+
+def test_unlabelled_tweeteval_tree_gives_training_texts_in_name_order(tmp_path):
+    root = _tree(tmp_path / "tweeteval")
+    texts = load_unlabelled(root)
+    # training texts only, each once (beta's repeat alpha's): no validation or test text
+    assert texts == ([f"train tweet number {i}" for i in range(4)]
+                     + [f"t1 text {i}" for i in range(2)] + [f"t2 text {i}" for i in range(2)])
+    assert load_unlabelled(root / "gamma") == texts[4:]
+
+
+def test_unlabelled_leave_out_every_split_of_the_labelled_data(tmp_path):
+    extra = tmp_path / "extra.txt"
+    write_lines(extra, ["train tweet number 1", "val tweet number 2", "test tweet number 3",
+                        "new one", "new two"])
+    data = load_labelled(tweeteval(tmp_path / "task", n=6))
+    assert data.test is not None
+    assert load_unlabelled(extra, exclude=data) == ["new one", "new two"]
+
+
+def test_unlabelled_folder_of_text_files(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "b.txt").write_text("second document", encoding="utf-8")
+    (folder / "a.txt").write_text("first document", encoding="utf-8")
+    assert load_unlabelled(folder) == ["first document", "second document"]
+
+
+def test_unlabelled_limit_is_a_seeded_subset_in_source_order(tmp_path):
+    path = tmp_path / "extra.txt"
+    lines = [f"text {i:03d}" for i in range(200)]
+    write_lines(path, lines)
+    sample = load_unlabelled(path, limit=50, seed=3)
+    assert len(sample) == 50 and len(set(sample)) == 50
+    assert sample == sorted(sample)  # source order kept
+    assert sample == load_unlabelled(path, limit=50, seed=3)
+    assert sample != load_unlabelled(path, limit=50, seed=4)
+    assert load_unlabelled(path, limit=500) == lines
+    assert load_unlabelled(path, limit=0) == []
+
+
+def test_unlabelled_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_unlabelled(tmp_path / "nope.txt")
+    path = tmp_path / "extra.txt"
+    write_lines(path, ["a"])
+    with pytest.raises(ValueError, match="limit must be 0 or more"):
+        load_unlabelled(path, limit=-1)

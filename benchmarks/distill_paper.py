@@ -10,6 +10,12 @@ Rows, all measured in one process and one run so they compare directly:
 * the little-data finding: the small net trained on 3% of the training set, once with hard
   labels and once with the teacher's soft targets (the teacher itself saw all the data).
 
+Nets that see the same images for the same epochs (the teacher's members; the students) are
+trained side by side as one ``StackedMLP``, one batched matmul per layer: on a GPU a 2x1200 MLP
+at batch 128 is bound by kernel launches, not arithmetic. Each keeps its own initial weights,
+batch order and loss, so the figures are those of nets trained one by one
+(``tests/test_bench_distill_paper.py`` checks it).
+
 The share of the teacher/small gap that distillation recovers is
 ``(small - distilled) / (small - teacher)``; the paper's MNIST figure is
 (146 - 74) / (146 - 67) = 91%.
@@ -17,6 +23,7 @@ The share of the teacher/small gap that distillation recovers is
 Usage (from the repository root)::
 
     python benchmarks/distill_paper.py               # Fashion-MNIST: minutes on a GPU, hours on 2 cores
+    python benchmarks/distill_paper.py --seeds 0,1,2 # the table of means over three seeds
     python benchmarks/distill_paper.py --quick       # sklearn's 8x8 digits, a few minutes
     python benchmarks/distill_paper.py --quick --epochs 1   # smoke run
 
@@ -186,6 +193,57 @@ def make_mlp(n_inputs: int, hidden: int, *, dropout: float = 0.0, input_dropout:
     return nn.Sequential(*layers)
 
 
+class StackedMLP(nn.Module):
+    """k nets of :func:`make_mlp`'s shape, trained side by side: one batched matmul per layer.
+
+    Built from k nets made by :func:`make_mlp` (so each keeps its own seeded initial weights);
+    the nets stay independent: Adam works element by element, and the training loss is the sum
+    of the members' own losses. On a GPU, k small nets then cost about one net's kernel
+    launches per step, which is what bounds a 2x1200 MLP at batch 128.
+    """
+
+    def __init__(self, nets: list[nn.Sequential]) -> None:
+        super().__init__()
+        linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+        # make_mlp: Flatten, [Dropout(input)], then Linear, ReLU, [Dropout] twice, Linear
+        rates = {
+            (
+                net[1].p if isinstance(net[1], nn.Dropout) else 0.0,
+                next((m.p for m in list(net)[3:] if isinstance(m, nn.Dropout)), 0.0),
+            )
+            for net in nets
+        }
+        shapes = {tuple(tuple(m.weight.shape) for m in ls) for ls in linears}
+        if len(rates) != 1 or len(shapes) != 1 or any(len(ls) != 3 for ls in linears):
+            raise ValueError("stacked nets must all have make_mlp's shape and dropout rates")
+        self.input_dropout, self.dropout = rates.pop()
+        # weight (k, fan_in, fan_out), bias (k, 1, fan_out): x (k, b, fan_in) -> baddbmm
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([ls[i].weight.detach().T for ls in linears]).contiguous())
+            for i in range(3)
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([ls[i].bias.detach()[None, :] for ls in linears]))
+            for i in range(3)
+        )
+
+    def __len__(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (k, b, h, w) or (b, h, w) for all members alike -> logits (k, b, 10)."""
+        x = x.flatten(start_dim=-2)
+        if x.dim() == 2:
+            x = x.expand(len(self), *x.shape)
+        if self.input_dropout and self.training:
+            x = nn.functional.dropout(x, self.input_dropout)
+        for i in range(2):
+            x = torch.relu(torch.baddbmm(self.biases[i], x, self.weights[i]))
+            if self.dropout and self.training:
+                x = nn.functional.dropout(x, self.dropout)
+        return torch.baddbmm(self.biases[2], x, self.weights[2])
+
+
 @dataclasses.dataclass
 class TrainSpec:
     """How one net is trained: plain Adam with a cosine learning-rate decay to zero."""
@@ -200,49 +258,65 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train(
-    model: nn.Module,
+    model: StackedMLP,
     images: torch.Tensor,
     labels: torch.Tensor,
     spec: TrainSpec,
     *,
-    loss_fn: LossFn,
-    targets: torch.Tensor | None = None,
-    seed: int,
-) -> nn.Module:
-    """Train `model` in place; loss_fn(logits, labels, targets_batch) gives the batch loss.
+    loss_fns: list[LossFn],
+    targets: list[torch.Tensor | None] | None = None,
+    seeds: list[int],
+) -> StackedMLP:
+    """Train the k nets of `model` in place, side by side; returns `model` in eval mode.
 
-    `targets` (n, 10) are per-example teacher logits for distillation, or None.
+    Member i learns from loss_fns[i](logits, labels, targets_batch), with targets[i] (n, 10)
+    the teacher logits it distils (or None), and draws its batch order (and jitter) from
+    seeds[i]. Members with one seed share one batch order.
     """
-    generator = torch.Generator().manual_seed(seed)
-    # On a GPU the fused Adam is one kernel per step instead of a dozen small ones.
-    fused = images.device.type == "cuda"
-    optimiser = torch.optim.Adam(model.parameters(), lr=spec.lr, fused=fused)
-    steps_per_epoch = math.ceil(len(labels) / spec.batch_size)
+    k, n, device = len(model), len(labels), images.device
+    targets = targets or [None] * k
+    if not len(loss_fns) == len(targets) == len(seeds) == k:
+        raise ValueError(f"{k} nets need {k} loss functions, targets and seeds")
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    shared = len(set(seeds)) == 1
+    # On a GPU the fused Adam is one kernel per step instead of a dozen small ones. Adam works
+    # element by element, so one optimiser over the stacked weights is k independent ones.
+    optimiser = torch.optim.Adam(model.parameters(), lr=spec.lr, fused=device.type == "cuda")
+    steps_per_epoch = math.ceil(n / spec.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=spec.epochs * steps_per_epoch
     )
     model.train()
     t0 = time.perf_counter()
-    device = images.device
     for epoch in range(spec.epochs):
         # The running loss stays on the device: reading it every step would stall a GPU.
         total, n_batches = torch.zeros((), device=device), 0
-        order = torch.randperm(len(labels), generator=generator).to(device)
-        for start in range(0, len(labels), spec.batch_size):
-            batch = order[start : start + spec.batch_size]
-            x = jitter(images[batch], spec.max_shift, generator)
+        orders = [torch.randperm(n, generator=g) for g in generators[: 1 if shared else k]]
+        order = torch.stack(orders).to(device)  # (1 or k, n)
+        for start in range(0, n, spec.batch_size):
+            batch = order[:, start : start + spec.batch_size]
+            if shared:
+                x = jitter(images[batch[0]], spec.max_shift, generators[0])
+            else:
+                x = torch.stack(
+                    [jitter(images[b], spec.max_shift, g) for b, g in zip(batch, generators)]
+                )
             logits = model(x)
-            loss = loss_fn(logits, labels[batch], None if targets is None else targets[batch])
+            rows = batch.expand(k, -1)
+            loss = sum(
+                loss_fn(logits[i], labels[rows[i]], None if t is None else t[rows[i]])
+                for i, (loss_fn, t) in enumerate(zip(loss_fns, targets))
+            )
             # Keep the gradient buffers between steps: re-allocating the 1200x1200 ones every
             # step was several times slower on the shared benchmark machine.
             optimiser.zero_grad(set_to_none=False)
             loss.backward()
             optimiser.step()
             schedule.step()
-            total, n_batches = total + loss.detach(), n_batches + 1
+            total, n_batches = total + loss.detach() / k, n_batches + 1
         # Progress only, to stderr: long runs on a shared machine need a visible pulse.
         print(
-            f"    epoch {epoch + 1}/{spec.epochs}  loss {float(total) / n_batches:.4f}"
+            f"    epoch {epoch + 1}/{spec.epochs}  mean loss {float(total) / n_batches:.4f}"
             f"  {time.perf_counter() - t0:.0f} s",
             file=sys.stderr,
             flush=True,
@@ -252,10 +326,11 @@ def train(
 
 
 @torch.no_grad()
-def logits_of(model: nn.Module, images: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Logits (n, 10) of `model` in eval mode (no dropout), computed in batches."""
+def logits_of(model: StackedMLP, images: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Logits (k, n, 10) of every net of `model` in eval mode (no dropout), in batches."""
     model.eval()
-    return torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    parts = [model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    return torch.cat(parts, dim=1)
 
 
 def count_errors(logits: torch.Tensor, labels: torch.Tensor) -> int:
@@ -327,7 +402,13 @@ def gap_recovered(small: int, teacher: int, distilled: int) -> float | None:
 
 
 def run(config: Config, train_set: Split, test_set: Split) -> dict:
-    """Train every row of the table and return the results as a JSON-ready dict."""
+    """Train every row of the table for one seed and return the results as a JSON-ready dict.
+
+    Nets that train on the same images for the same epochs are trained side by side in one
+    :class:`StackedMLP` (the teacher's members; the students): each keeps its own initial
+    weights, batch order and loss, so the figures are those of nets trained one by one, and
+    the wall time of a group is shared evenly among its rows.
+    """
     torch.set_num_threads(config.threads)
     device = torch.device(config.device)
     train_set = Split(train_set.images.to(device), train_set.labels.to(device))
@@ -335,118 +416,122 @@ def run(config: Config, train_set: Split, test_set: Split) -> dict:
     n_inputs = train_set.images[0].numel()
     n_test = len(test_set.labels)
     spec = dict(batch_size=config.batch_size, lr=config.lr)
+    x, y = train_set.images, train_set.labels
     rows: list[dict] = []
     started = time.perf_counter()
 
     # Teacher: each member differs only by its seed (initial weights, batch order, jitter).
-    member_logits_train, member_logits_test = [], []
-    for member in range(config.teacher_members):
-        t0 = time.perf_counter()
+    members = config.teacher_members
+    nets = []
+    for member in range(members):
         torch.manual_seed(config.seed + 100 + member)
-        net = make_mlp(
-            n_inputs,
-            config.teacher_hidden,
-            dropout=config.teacher_dropout,
-            input_dropout=config.teacher_input_dropout,
-        ).to(device)
-        train(
-            net,
-            train_set.images,
-            train_set.labels,
-            TrainSpec(config.teacher_epochs, max_shift=config.max_shift, **spec),
-            loss_fn=hard_label_loss,
-            seed=config.seed + 200 + member,
+        nets.append(
+            make_mlp(
+                n_inputs,
+                config.teacher_hidden,
+                dropout=config.teacher_dropout,
+                input_dropout=config.teacher_input_dropout,
+            )
         )
-        member_logits_train.append(logits_of(net, train_set.images))
-        member_logits_test.append(logits_of(net, test_set.images))
-        if config.teacher_members > 1:
-            errors = count_errors(member_logits_test[-1], test_set.labels)
+    teacher = train(
+        StackedMLP(nets).to(device),
+        x,
+        y,
+        TrainSpec(config.teacher_epochs, max_shift=config.max_shift, **spec),
+        loss_fns=[hard_label_loss] * members,
+        seeds=[config.seed + 200 + member for member in range(members)],
+    )
+    member_logits_train, member_logits_test = (
+        logits_of(teacher, x),
+        logits_of(teacher, test_set.images),
+    )
+    teacher_s = time.perf_counter() - started
+    if members > 1:
+        for member in range(members):
+            errors = count_errors(member_logits_test[member], test_set.labels)
             rows.append(
                 _row(
                     f"teacher member {member + 1}",
                     "teacher_member",
                     errors,
                     n_test,
-                    time.perf_counter() - t0,
+                    teacher_s / members,
                 )
             )
     # An ensemble's logits are averaged: the softmax of the mean logits is the (normalised)
     # geometric mean of the members' distributions, at every temperature.
-    teacher_train = torch.stack(member_logits_train).mean(dim=0)
-    teacher_test = torch.stack(member_logits_test).mean(dim=0)
+    teacher_train = member_logits_train.mean(dim=0)
+    teacher_test = member_logits_test.mean(dim=0)
+    del teacher, member_logits_train, member_logits_test
     teacher_errors = count_errors(teacher_test, test_set.labels)
     regularisers = "dropout, jitter" if config.max_shift else "dropout"
     teacher_name = f"teacher (2x{config.teacher_hidden}, {regularisers})"
-    if config.teacher_members > 1:
-        teacher_name = f"teacher ensemble of {config.teacher_members} x 2x{config.teacher_hidden}"
+    if members > 1:
+        teacher_name = f"teacher ensemble of {members} x 2x{config.teacher_hidden}"
     rows.append(
         _row(
             teacher_name,
             "teacher",
             teacher_errors,
             n_test,
-            time.perf_counter() - started,
-            train_errors=count_errors(teacher_train, train_set.labels),
+            teacher_s,
+            train_errors=count_errors(teacher_train, y),
         )
     )
 
-    def student(name, kind, images, labels, loss_fn, targets, epochs, **extra):
+    def students(plan: list[tuple], images, labels, epochs) -> list[dict]:
+        """Train one small net per (name, kind, loss_fn, targets, extra) of `plan`."""
         t0 = time.perf_counter()
-        # Same initial weights and batch order for every student, so rows differ by loss only.
-        torch.manual_seed(config.seed + 300)
-        net = make_mlp(n_inputs, config.student_hidden).to(device)
-        train(
-            net,
+        nets = []
+        for _ in plan:
+            # Same initial weights and batch order for every student: rows differ by loss only.
+            torch.manual_seed(config.seed + 300)
+            nets.append(make_mlp(n_inputs, config.student_hidden))
+        net = train(
+            StackedMLP(nets).to(device),
             images,
             labels,
             TrainSpec(epochs, **spec),
-            loss_fn=loss_fn,
-            targets=targets,
-            seed=config.seed + 400,
+            loss_fns=[p[2] for p in plan],
+            targets=[p[3] for p in plan],
+            seeds=[config.seed + 400] * len(plan),
         )
-        errors = count_errors(logits_of(net, test_set.images), test_set.labels)
-        train_errors = count_errors(logits_of(net, images), labels)
-        return _row(
-            name,
-            kind,
-            errors,
-            n_test,
-            time.perf_counter() - t0,
-            train_errors=train_errors,
-            n_train=len(labels),
-            **extra,
-        )
+        test_logits, train_logits = logits_of(net, test_set.images), logits_of(net, images)
+        wall_s = (time.perf_counter() - t0) / len(plan)
+        return [
+            _row(
+                name,
+                kind,
+                count_errors(test_logits[i], test_set.labels),
+                n_test,
+                wall_s,
+                train_errors=count_errors(train_logits[i], labels),
+                n_train=len(labels),
+                **extra,
+            )
+            for i, (name, kind, _, _, extra) in enumerate(plan)
+        ]
 
-    x, y = train_set.images, train_set.labels
-    small = student(
-        f"small (2x{config.student_hidden}, hard labels)",
-        "small",
-        x,
-        y,
-        hard_label_loss,
-        None,
-        config.student_epochs,
-    )
-    rows.append(small)
-
-    distilled = []
-    for temperature in config.temperatures:
-        row = student(
-            f"distilled T={temperature:g} alpha={config.alpha:g}",
-            "distilled",
-            x,
-            y,
-            soft_loss(temperature, config.alpha),
-            teacher_train,
-            config.student_epochs,
-            temperature=temperature,
-            alpha=config.alpha,
-        )
+    def distilled_row(row: dict, small: dict) -> dict:
         row["gap_recovered"] = gap_recovered(
             small["test_errors"], teacher_errors, row["test_errors"]
         )
-        distilled.append(row)
-        rows.append(row)
+        return row
+
+    plan = [(f"small (2x{config.student_hidden}, hard labels)", "small", hard_label_loss, None, {})]
+    plan += [
+        (
+            f"distilled T={t:g} alpha={config.alpha:g}",
+            "distilled",
+            soft_loss(t, config.alpha),
+            teacher_train,
+            {"temperature": t, "alpha": config.alpha},
+        )
+        for t in config.temperatures
+    ]
+    small, *distilled = students(plan, x, y, config.student_epochs)
+    distilled = [distilled_row(row, small) for row in distilled]
+    rows += [small, *distilled]
     # Ties go to the higher temperature, the paper's choice (T = 20).
     best = min(distilled, key=lambda r: (r["test_errors"], -r["temperature"]))
 
@@ -454,47 +539,37 @@ def run(config: Config, train_set: Split, test_set: Split) -> dict:
     subset = stratified_subset(y.cpu(), config.small_data_fraction, config.seed + 500).to(device)
     small_temperature = config.small_data_temperature or best["temperature"]
     pct = f"{100 * config.small_data_fraction:g}%"
-    little_hard = student(
-        f"small, {pct} data, hard labels",
-        "little_data_hard",
+    little_hard, little_soft = students(
+        [
+            (f"small, {pct} data, hard labels", "little_data_hard", hard_label_loss, None, {}),
+            (
+                f"small, {pct} data, soft T={small_temperature:g}",
+                "little_data_soft",
+                soft_loss(small_temperature, config.alpha),
+                teacher_train[subset],
+                {"temperature": small_temperature, "alpha": config.alpha},
+            ),
+        ],
         x[subset],
         y[subset],
-        hard_label_loss,
-        None,
         config.small_data_epochs,
-    )
-    little_soft = student(
-        f"small, {pct} data, soft T={small_temperature:g}",
-        "little_data_soft",
-        x[subset],
-        y[subset],
-        soft_loss(small_temperature, config.alpha),
-        teacher_train[subset],
-        config.small_data_epochs,
-        temperature=small_temperature,
-        alpha=config.alpha,
     )
     rows += [little_hard, little_soft]
 
     # Last, so the table's main rows are in the log first if a long run is cut short.
-    for alpha in config.alpha_sweep:
-        if alpha == config.alpha:
-            continue
-        row = student(
-            f"distilled T={best['temperature']:g} alpha={alpha:g}",
-            "alpha_sweep",
-            x,
-            y,
-            soft_loss(best["temperature"], alpha),
-            teacher_train,
-            config.student_epochs,
-            temperature=best["temperature"],
-            alpha=alpha,
-        )
-        row["gap_recovered"] = gap_recovered(
-            small["test_errors"], teacher_errors, row["test_errors"]
-        )
-        rows.append(row)
+    sweep = [a for a in config.alpha_sweep if a != config.alpha]
+    if sweep:
+        plan = [
+            (
+                f"distilled T={best['temperature']:g} alpha={a:g}",
+                "alpha_sweep",
+                soft_loss(best["temperature"], a),
+                teacher_train,
+                {"temperature": best["temperature"], "alpha": a},
+            )
+            for a in sweep
+        ]
+        rows += [distilled_row(row, small) for row in students(plan, x, y, config.student_epochs)]
 
     return {
         "benchmark": "distill_paper",
@@ -524,6 +599,71 @@ def run(config: Config, train_set: Split, test_set: Split) -> dict:
     }
 
 
+def combine(results: list[dict]) -> dict:
+    """One table from the runs of several seeds: each row's mean over the seeds that have it.
+
+    A single run comes back as it is. Otherwise the rows hold mean test errors (and the count
+    of every seed), the gap is recomputed from the means, and the best temperature is the one
+    with the fewest mean errors: one temperature for all seeds, not the luckiest per seed.
+    """
+    if len(results) == 1:
+        return results[0]
+    seeds = [r["config"]["seed"] for r in results]
+    grouped: dict[str, list[dict]] = {}
+    for result in results:
+        for row in result["rows"]:
+            grouped.setdefault(row["name"], []).append(row)
+    n_test = results[0]["n_test"]
+    rows = []
+    for found in grouped.values():
+        errors = [r["test_errors"] for r in found]
+        row = {k: v for k, v in found[0].items() if k not in ("train_errors", "gap_recovered")}
+        row["test_errors"] = round(sum(errors) / len(errors), 1)
+        row["test_errors_per_seed"] = errors
+        row["n_seeds"] = len(found)
+        row["test_error_pct"] = round(100.0 * row["test_errors"] / n_test, 2)
+        row["wall_s"] = round(sum(r["wall_s"] for r in found) / len(found), 1)
+        rows.append(row)
+    by_kind = {r["kind"]: r for r in rows if r["kind"] in ("teacher", "small")}
+    teacher, small = by_kind["teacher"]["test_errors"], by_kind["small"]["test_errors"]
+    for row in rows:
+        if row["kind"] in ("distilled", "alpha_sweep"):
+            row["gap_recovered"] = gap_recovered(small, teacher, row["test_errors"])
+    full = [r for r in rows if r["kind"] == "distilled" and r["n_seeds"] == len(results)]
+    best = min(full, key=lambda r: (r["test_errors"], -r["temperature"]))
+    per_seed_gap = [
+        gap_recovered(s["small_errors"], s["teacher_errors"], e)
+        for s, e in zip((r["summary"] for r in results), best["test_errors_per_seed"])
+    ]
+
+    def mean_of(key: str) -> float:
+        return round(sum(r["summary"][key] for r in results) / len(results), 1)
+
+    return {
+        "benchmark": "distill_paper",
+        "config": {**results[0]["config"], "seed": None, "seeds": seeds},
+        "seeds": seeds,
+        "n_train": results[0]["n_train"],
+        "n_test": n_test,
+        "rows": rows,
+        "summary": {
+            "teacher_errors": teacher,
+            "small_errors": small,
+            "best_temperature": best["temperature"],
+            "best_distilled_errors": best["test_errors"],
+            "best_gap_recovered": best["gap_recovered"],
+            "best_gap_recovered_per_seed": per_seed_gap,
+            "best_temperature_chosen_on": "test set (mean over the seeds), as the paper's table does",
+            "little_data_hard_errors": mean_of("little_data_hard_errors"),
+            "little_data_soft_errors": mean_of("little_data_soft_errors"),
+        },
+        "paper": PAPER,
+        "wall_s_total": round(sum(r["wall_s_total"] for r in results), 1),
+        "environment": results[0]["environment"],
+        "runs": results,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------------------------
@@ -538,19 +678,23 @@ def format_table(result: dict) -> str:
     """A Markdown table of every row, with the paper's MNIST anchors beside ours."""
     anchors = PAPER["mnist_test_errors"]
     paper_for = {"teacher": str(anchors["teacher"]), "small": str(anchors["small"])}
+    seeds = result.get("seeds")
+    errors = f"mean test errors over {len(seeds)} seeds" if seeds else "test errors"
     lines = [
-        f"| model | test errors (of {result['n_test']:,}) | test error % | gap recovered "
-        "| paper (MNIST errors of 10,000) | wall s |",
-        "| --- | ---: | ---: | ---: | --- | ---: |",
+        f"| model | {errors} (of {result['n_test']:,}) | test error % | gap recovered "
+        "| paper (MNIST errors of 10,000) | wall s |"
+        + (f" seeds {', '.join(map(str, seeds))} |" if seeds else ""),
+        "| --- | ---: | ---: | ---: | --- | ---: |" + (" --- |" if seeds else ""),
     ]
     for row in result["rows"]:
         paper = paper_for.get(row["kind"], "")
         if row["kind"] == "distilled" and row["temperature"] == 20:
             paper = f"{anchors['distilled_T20']} (T=20, {_fmt_gap(PAPER['mnist_gap_recovered'])})"
         gap = _fmt_gap(row["gap_recovered"]) if "gap_recovered" in row else ""
+        per_seed = " / ".join(map(str, row.get("test_errors_per_seed", [])))
         lines.append(
             f"| {row['name']} | {row['test_errors']} | {row['test_error_pct']:.2f} | {gap} "
-            f"| {paper} | {row['wall_s']:.1f} |"
+            f"| {paper} | {row['wall_s']:.1f} |" + (f" {per_seed} |" if seeds else "")
         )
     return "\n".join(lines)
 
@@ -559,11 +703,18 @@ def format_summary(result: dict) -> str:
     s = result["summary"]
     speech = PAPER["speech_3pct_frame_accuracy"]
     frac = 100 * result["config"]["small_data_fraction"]
+    seeds = result.get("seeds")
+    over = f" (mean of seeds {', '.join(map(str, seeds))})" if seeds else ""
+    per_seed = ""
+    if seeds:
+        gaps = ", ".join(_fmt_gap(g) for g in s["best_gap_recovered_per_seed"])
+        per_seed = f"\nGap recovered at T={s['best_temperature']:g}, seed by seed: {gaps}."
     return "\n".join(
         [
-            f"Best temperature T={s['best_temperature']:g}: {s['best_distilled_errors']} errors; "
-            f"gap recovered {_fmt_gap(s['best_gap_recovered'])} "
-            f"(paper, MNIST: {_fmt_gap(PAPER['mnist_gap_recovered'])}; target: at least 70%).",
+            f"Best temperature T={s['best_temperature']:g}: {s['best_distilled_errors']} errors"
+            f"{over}; gap recovered {_fmt_gap(s['best_gap_recovered'])} "
+            f"(paper, MNIST: {_fmt_gap(PAPER['mnist_gap_recovered'])}; target: at least 70%)."
+            + per_seed,
             f"{frac:g}% of the training data: hard labels {s['little_data_hard_errors']} errors, "
             f"soft targets {s['little_data_soft_errors']} errors "
             f"(paper, speech, frame accuracy: hard {100 * speech['hard_labels']:.1f}%, "
@@ -643,6 +794,16 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+    if not values or len(set(values)) != len(values) or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected distinct seeds of 0 or more, got {text!r}")
+    return values
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -703,7 +864,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="temperature for the little-data student (default: the best T)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        "--seed",
+        dest="seeds",
+        type=_ints,
+        default=[0],
+        help="one seed, or a comma list (0,1,2) for a table of means over the seeds; the JSON "
+        "is rewritten after every seed, so a run cut short keeps the seeds it finished",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--device",
@@ -748,10 +917,11 @@ def _pick_device(choice: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
+    torch.manual_seed(args.seeds[0])
+    np.random.seed(args.seeds[0])
     if args.quick:
-        train_set, test_set = load_digits_split(args.seed)
+        # One train/test split for every seed: the seeds vary the nets, not the data.
+        train_set, test_set = load_digits_split(args.seeds[0])
         # No jitter on 8x8 digits: one pixel is 12% of the width, and in a trial run the
         # jittered teacher came out worse than the unregularised small net. The dropout teacher
         # also needs many more passes over 1,297 images than the small net does.
@@ -795,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
         small_data_temperature=args.small_data_temperature,
         batch_size=128,
         lr=1e-3,
-        seed=args.seed,
+        seed=args.seeds[0],
         threads=args.threads,
         device=_pick_device(args.device),
     )
@@ -805,17 +975,24 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    result = run(config, train_set, test_set)
-
     suffix = "_quick" if args.quick else ""
     json_path = args.output or RESULTS_DIR / f"distill_paper{suffix}.json"
     plot_path = json_path.with_suffix(".png")
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    result["plot"] = str(
-        plot_path.relative_to(Path.cwd()) if plot_path.is_relative_to(Path.cwd()) else plot_path
-    )
-    save_plot(result, plot_path)
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    runs: list[dict] = []
+    for seed in args.seeds:
+        if len(args.seeds) > 1:
+            print(f"seed {seed}", file=sys.stderr, flush=True)
+        runs.append(run(dataclasses.replace(config, seed=seed), train_set, test_set))
+        result = combine(runs)
+        result["plot"] = str(
+            plot_path.relative_to(Path.cwd()) if plot_path.is_relative_to(Path.cwd()) else plot_path
+        )
+        save_plot(result, plot_path)
+        # Written whole to a side file, then renamed: a run killed mid-write keeps the last.
+        partial = json_path.with_suffix(".json.tmp")
+        partial.write_text(json.dumps(result, indent=2) + "\n")
+        partial.replace(json_path)
     print(format_table(result))
     print()
     print(format_summary(result))

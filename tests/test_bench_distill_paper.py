@@ -1,0 +1,108 @@
+"""benchmarks/distill_paper.py: nets trained side by side are the nets trained one by one,
+and the table over several seeds is the mean of the seeds' tables."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from benchmarks import distill_paper as dp  # noqa: E402
+
+
+def _one_by_one(net, images, labels, spec, loss_fn, targets, seed):
+    """The reference: one net, its own Adam, cosine schedule and seeded batch order."""
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(net.parameters(), lr=spec.lr)
+    steps = math.ceil(len(labels) / spec.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=spec.epochs * steps)
+    net.train()
+    for _ in range(spec.epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(labels), spec.batch_size):
+            batch = order[start : start + spec.batch_size]
+            loss = loss_fn(net(images[batch]), labels[batch],
+                           None if targets is None else targets[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+    return net.eval()
+
+
+def _data(n=90):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(n, 6, 6, generator=generator)
+    labels = torch.randint(0, 10, (n,), generator=generator)
+    return images, labels, torch.randn(n, 10, generator=generator) * 3
+
+
+def _net(seed, **dropout):
+    torch.manual_seed(seed)
+    return dp.make_mlp(36, 12, **dropout)
+
+
+def test_stacked_forward_is_each_nets_forward():
+    nets = [_net(1), _net(2), _net(3)]
+    stacked = dp.StackedMLP(nets).eval()
+    images = torch.rand(7, 6, 6)
+    out = stacked(images)
+    assert out.shape == (3, 7, 10)
+    for i, net in enumerate(nets):
+        torch.testing.assert_close(out[i], net.eval()(images), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("seeds", [[5, 5], [5, 6]])
+def test_training_side_by_side_equals_training_one_by_one(seeds):
+    images, labels, teacher = _data()
+    spec = dp.TrainSpec(epochs=3, batch_size=32, lr=3e-3)
+    losses = [dp.hard_label_loss, dp.soft_loss(4.0, 0.5)]
+    targets = [None, teacher]
+    stacked = dp.train(dp.StackedMLP([_net(1), _net(2)]), images, labels, spec,
+                       loss_fns=losses, targets=targets, seeds=seeds)
+    together = dp.logits_of(stacked, images)
+    for i, (init, loss_fn, target, seed) in enumerate(zip([1, 2], losses, targets, seeds)):
+        alone = _one_by_one(_net(init), images, labels, spec, loss_fn, target, seed)
+        torch.testing.assert_close(together[i], alone(images), atol=1e-4, rtol=1e-4)
+    # and training changed something: the nets are no longer their initial selves
+    assert not torch.allclose(together[0], _net(1).eval()(images))
+
+
+def test_stacked_nets_must_match():
+    with pytest.raises(ValueError, match="make_mlp's shape and dropout"):
+        dp.StackedMLP([_net(1), _net(2, dropout=0.3)])
+    with pytest.raises(ValueError, match="2 nets need 2 loss functions"):
+        images, labels, _ = _data()
+        dp.train(dp.StackedMLP([_net(1), _net(2)]), images, labels, dp.TrainSpec(1),
+                 loss_fns=[dp.hard_label_loss], seeds=[0, 0])
+
+
+def _result(seed, teacher, small, distilled, little=(100, 90)):
+    rows = [{"name": "teacher", "kind": "teacher", "test_errors": teacher, "wall_s": 1.0},
+            {"name": "small", "kind": "small", "test_errors": small, "wall_s": 1.0}]
+    rows += [{"name": f"T={t}", "kind": "distilled", "temperature": t, "test_errors": e,
+              "wall_s": 1.0, "gap_recovered": dp.gap_recovered(small, teacher, e)}
+             for t, e in distilled.items()]
+    return {"config": {"seed": seed}, "n_train": 10, "n_test": 1000, "rows": rows,
+            "wall_s_total": 3.0, "environment": {"threads": 2},
+            "summary": {"teacher_errors": teacher, "small_errors": small,
+                        "little_data_hard_errors": little[0],
+                        "little_data_soft_errors": little[1]}}
+
+
+def test_combine_averages_the_seeds_and_picks_one_temperature():
+    one = _result(0, 80, 100, {4.0: 86, 8.0: 90})
+    assert dp.combine([one]) is one
+    table = dp.combine([one, _result(1, 90, 100, {4.0: 96, 8.0: 91})])
+    rows = {r["name"]: r for r in table["rows"]}
+    assert rows["teacher"]["test_errors"] == 85.0 and rows["T=4.0"]["test_errors"] == 91.0
+    assert rows["T=8.0"]["test_errors_per_seed"] == [90, 91]
+    summary = table["summary"]
+    # T=8 has the fewer mean errors (90.5), though T=4 wins seed 0
+    assert summary["best_temperature"] == 8.0
+    assert summary["best_gap_recovered"] == pytest.approx((100 - 90.5) / (100 - 85))
+    assert summary["best_gap_recovered_per_seed"] == pytest.approx([10 / 20, 9 / 10])
+    assert table["seeds"] == [0, 1] and len(table["runs"]) == 2
+    assert "mean test errors over 2 seeds" in dp.format_table(table)

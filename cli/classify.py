@@ -51,6 +51,7 @@ def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json
 
         lines = []
         for i, (text, row, best) in enumerate(zip(texts, proba.tolist(), order)):
+            record: dict[str, Any]
             if known is not None and not known[i]:
                 record = {"text": text, "label": None, "probabilities": {},
                           "error": "no letter or digit in the scripts the model was trained on"}

@@ -150,7 +150,7 @@ def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperat
                          epochs=epochs, dim=dim, buckets=buckets, embedding_dim=embedding_dim,
                          teacher=teacher, lr=lr, augment_copies=augment_copies,
                          quantize=not no_quantize, seed=seed,
-                         **({"lr_schedule": lr_schedule} if lr_schedule else {}))
+                         lr_schedule=lr_schedule or DistillConfig.lr_schedule)
     for t in temps[1:]:
         DistillConfig(temperature=t)  # validate every swept value before the teacher runs
     for a in alphas[1:]:
@@ -216,6 +216,8 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, as_json
       simtools evaluate --model simtools/models/bbc-news --data bbc-news
       simtools evaluate --model emo --data tweeteval/emotion --json
     """
+    import numpy as np
+
     from simtools.classify.student import StudentClassifier, score_predictions
     from simtools.data import load_labelled
 
@@ -227,7 +229,7 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, as_json
             f"the {split} split of {data_path} has labels the model does not know: "
             f"{', '.join(unknown)}; the model knows {', '.join(model.labels)}")
     index = {name: i for i, name in enumerate(model.labels)}
-    y_true = [index[name] for name in part.labels]
+    y_true = np.array([index[name] for name in part.labels], dtype=np.int64)
     y_pred = model.predict_logits(part.texts, strict=False).argmax(axis=1)
     scores = score_predictions(y_true, y_pred, len(model.labels))
     scores["labels"] = model.labels

@@ -130,6 +130,11 @@ class SparseMember(TeacherMember):
 
     kind = "sparse"
     settings = ("analyzer", "classifier", "seed", "C", "alpha")
+    analyzer: str
+    classifier: str
+    seed: int
+    C: float
+    alpha: float
     choices = {"analyzer": ("word", "char"), "classifier": ("logreg", "sgd")}
 
     def __init__(self, name: str, *, analyzer: str = "word", classifier: str = "logreg",
@@ -215,6 +220,10 @@ class EmbeddingMember(TeacherMember):
 
     kind = "embedding"
     settings = ("head", "seed", "C", "hidden")
+    head: str
+    seed: int
+    C: float
+    hidden: int
     choices = {"head": ("logreg", "mlp")}
 
     def __init__(self, name: str, source: EmbeddingSource, *, head: str = "logreg",

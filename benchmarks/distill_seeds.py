@@ -12,13 +12,16 @@ Usage (from the repository root)::
     python benchmarks/distill_seeds.py                         # all six tasks, seeds 0,1,2
     python benchmarks/distill_seeds.py --tasks irony,emotion   # a few tasks
     python benchmarks/distill_seeds.py --quick                 # 600 training tweets per task
+    python benchmarks/distill_seeds.py --replot                # redraw the plot from the JSON
 
-Writes ``benchmarks/results/distill_seeds[_quick].json``.
+Writes ``benchmarks/results/distill_seeds[_quick].json`` and the plot ``distill_seeds[_quick].png``
+(every seed's score of both students, task by task).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -29,8 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import parser, print_table, write_json  # noqa: E402
-from benchmarks._tweeteval import TASKS, load_task  # noqa: E402
+from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa: E402
+from benchmarks._tweeteval import METRIC_NAMES, TASKS, load_task, save_figure  # noqa: E402
 from benchmarks.distill_tweeteval import unlabelled_pool  # noqa: E402
 
 
@@ -65,6 +68,32 @@ def run_task(name: str, args: argparse.Namespace) -> dict:
     return result
 
 
+def plot(per_task: list[dict], path: Path) -> None:
+    """Per task: each seed's score of the hard-label and the distilled student, joined by a
+    line (same seed), with each student's mean as a short black bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(per_task), figsize=(2.2 * len(per_task) + 1, 3.6))
+    for ax, result in zip(np.atleast_1d(axes), per_task):
+        none, default = result["none"], result["default"]
+        ax.hlines([np.mean(none), np.mean(default)], [-0.25, 0.75], [0.25, 1.25], color="k",
+                  lw=2)
+        for a, b in zip(none, default):
+            ax.plot([0, 1], [a, b], "o-", color="C0" if b > a else "C1", ms=4, lw=1)
+        low, high = min(none + default), max(none + default)
+        ax.set_ylim(low - 2, high + 1.5)
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_xticks([0, 1], ["hard\nlabels", "distilled"])
+        ax.set_title(f"{result['task']}\n{result['wins']}/{len(none)} seeds won", fontsize=9)
+        ax.set_ylabel(METRIC_NAMES[result["task"]] + " x100 (val)", fontsize=8)
+    fig.suptitle("hard-label vs default distilled student, one line per seed "
+                 "(blue: distilled wins); black: means", fontsize=10)
+    save_figure(fig, path)
+
+
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of TweetEval tasks")
@@ -75,7 +104,16 @@ def main() -> None:
                    help="validation tweets per task (default: all; quick 300)")
     p.add_argument("--max-unlabelled", type=int, default=None,
                    help="unlabelled tweets per task (default 20000, quick 2000)")
+    p.add_argument("--replot", action="store_true",
+                   help="redraw the plot from the saved JSON; train nothing")
     args = p.parse_args()
+    name = "distill_seeds" + ("_quick" if args.quick else "")
+    if args.replot:
+        saved = RESULTS / f"{name}.json"
+        if not saved.is_file():
+            raise SystemExit(f"{saved} does not exist; run the benchmark first")
+        plot(json.loads(saved.read_text())["per_task"], RESULTS / f"{name}.png")
+        return
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.max_train = args.max_train or (600 if args.quick else 50_000)
     args.max_val = args.max_val or (300 if args.quick else 5_000)
@@ -97,9 +135,9 @@ def main() -> None:
     print_table(table, list(table[0]), title="hard-label vs default distilled student, "
                                               "official metric x100 (validation)")
     if not args.no_json:
-        write_json("distill_seeds" + ("_quick" if args.quick else ""),
-                   {"command": " ".join(["python", *sys.argv]), "per_task": per_task,
-                    "table": table})
+        write_json(name, {"command": " ".join(["python", *sys.argv]), "per_task": per_task,
+                          "table": table})
+        plot(per_task, RESULTS / f"{name}.png")
 
 
 if __name__ == "__main__":

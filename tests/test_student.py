@@ -60,6 +60,27 @@ def test_many_chunks_equal_one_by_one(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(together[:: 997], alone, atol=1e-5)
 
 
+@pytest.mark.parametrize("width", [3, 8, 64])
+def test_sparse_product_and_gather_sum_alike(rng: np.random.Generator, monkeypatch, width) -> None:
+    from simtools.classify import student as module
+
+    model = _model(rng)
+    texts = [*TEXTS, " ", *(f"more text {i} here" for i in range(50))]
+    feats = model.featurizer.transform(texts)
+    table = rng.normal(size=(1 << 10, width)).astype(np.float32)
+    monkeypatch.setattr(module, "_GATHER_MAX_FLOATS", 1 << 40)
+    gathered = model._pooled_sum(feats, table)
+    monkeypatch.setattr(module, "_GATHER_MAX_FLOATS", 0)
+    summed = model._pooled_sum(feats, table)
+    np.testing.assert_allclose(summed, gathered, rtol=1e-5, atol=1e-5)
+    assert not summed[len(TEXTS)].any()  # the blank text: no features, zero sum
+    # and the embeddings through the public path agree as well
+    model_embed = model.embed(texts)
+    monkeypatch.setattr(module, "_GATHER_MAX_FLOATS", 1 << 40)
+    model._embed_table = None
+    np.testing.assert_allclose(model.embed(texts), model_embed, rtol=1e-5, atol=1e-5)
+
+
 def test_int8_close_to_float(rng: np.random.Generator) -> None:
     table = rng.normal(size=(256, 16)).astype(np.float32)
     q, scale = quantize_rows(table)

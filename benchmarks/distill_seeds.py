@@ -9,7 +9,7 @@ rows. Scores are the official metrics x100 on the validation splits.
 
 Usage (from the repository root)::
 
-    python benchmarks/distill_seeds.py                         # all six tasks, seeds 0,1,2
+    python benchmarks/distill_seeds.py                         # all six tasks, seeds 0-4
     python benchmarks/distill_seeds.py --tasks irony,emotion   # a few tasks
     python benchmarks/distill_seeds.py --quick                 # 600 training tweets per task
     python benchmarks/distill_seeds.py --replot                # redraw the plot from the JSON
@@ -97,7 +97,7 @@ def plot(per_task: list[dict], path: Path) -> None:
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of TweetEval tasks")
-    p.add_argument("--seeds", default="0,1,2", help="comma list of student seeds")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma list of student seeds")
     p.add_argument("--max-train", type=int, default=None,
                    help="training tweets per task (default: all; quick 600)")
     p.add_argument("--max-val", type=int, default=None,

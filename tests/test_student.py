@@ -71,6 +71,7 @@ def test_sparse_product_and_gather_sum_alike(rng: np.random.Generator, monkeypat
     monkeypatch.setattr(module, "_GATHER_MAX_FLOATS", 1 << 40)
     gathered = model._pooled_sum(feats, table)
     monkeypatch.setattr(module, "_GATHER_MAX_FLOATS", 0)
+    monkeypatch.setattr(module, "_GATHER_MAX_WIDTH", 0)
     summed = model._pooled_sum(feats, table)
     np.testing.assert_allclose(summed, gathered, rtol=1e-5, atol=1e-5)
     assert not summed[len(TEXTS)].any()  # the blank text: no features, zero sum

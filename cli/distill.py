@@ -206,15 +206,20 @@ def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperat
 @click.option("--data", "data_path", required=True,
               help="Labelled data (same forms as `simtools distill --data`).")
 @click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--f1-of", "f1_of", default=None, metavar="LABEL[,LABEL...]",
+              help="Also report the mean F1 of these labels, e.g. 'irony' (TweetEval irony's "
+                   "official score) or 'favor,against' (stance's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object.")
 @friendly_errors
-def evaluate_command(model_path: str | None, data_path: str, split: str, as_json: bool) -> None:
+def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: str | None,
+                     as_json: bool) -> None:
     """Accuracy, macro-F1 and the confusion matrix of a model on labelled data.
 
     \b
     Examples:
       simtools evaluate --model simtools/models/bbc-news --data bbc-news
       simtools evaluate --model emo --data tweeteval/emotion --json
+      simtools evaluate --model irony --data tweeteval/irony --split test --f1-of irony
     """
     import numpy as np
 
@@ -229,17 +234,32 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, as_json
             f"the {split} split of {data_path} has labels the model does not know: "
             f"{', '.join(unknown)}; the model knows {', '.join(model.labels)}")
     index = {name: i for i, name in enumerate(model.labels)}
+    chosen = [name.strip() for name in (f1_of or "").split(",") if name.strip()]
+    if f1_of is not None:
+        missing = [name for name in chosen if name not in index]
+        if not chosen or missing:
+            raise click.UsageError(f"--f1-of takes labels of the model, comma-separated; "
+                                   f"{', '.join(missing) or 'none given'} not among "
+                                   f"{', '.join(model.labels)}")
     y_true = np.array([index[name] for name in part.labels], dtype=np.int64)
     y_pred = model.predict_logits(part.texts, strict=False).argmax(axis=1)
     scores = score_predictions(y_true, y_pred, len(model.labels))
     scores["labels"] = model.labels
+    if chosen:
+        scores["f1_of"] = {"labels": chosen, "mean_f1": float(np.mean(
+            [scores["f1_per_class"][index[name]] for name in chosen]))}
     if as_json:
         emit_json(scores)
         return
     click.echo(f"{split}: n {scores['n']}, accuracy {scores['accuracy']:.4f}, "
                f"macro-F1 {scores['macro_f1']:.4f}")
+    if "f1_of" in scores:
+        click.echo(f"mean F1 of {', '.join(chosen)}: {scores['f1_of']['mean_f1']:.4f}")
     width = max(8, *(len(name) for name in model.labels))
-    click.echo("confusion matrix (rows: true, columns: predicted)")
-    click.echo(" " * width + " " + " ".join(f"{name[:width]:>{width}}" for name in model.labels))
-    for name, counts in zip(model.labels, scores["confusion_matrix"], strict=True):
-        click.echo(f"{name:<{width}} " + " ".join(f"{c:>{width}}" for c in counts))
+    click.echo("confusion matrix (rows: true, columns: predicted), and each label's F1")
+    click.echo(" " * width + " " + " ".join(f"{name[:width]:>{width}}" for name in model.labels)
+               + f" {'F1':>{width}}")
+    for name, counts, f1 in zip(model.labels, scores["confusion_matrix"],
+                                scores["f1_per_class"], strict=True):
+        click.echo(f"{name:<{width}} " + " ".join(f"{c:>{width}}" for c in counts)
+                   + f" {f1:>{width}.4f}")

@@ -84,6 +84,24 @@ def test_sweep_prints_table_and_saves_plot(env: Path) -> None:
     assert report["best"]["val_macro_f1"] == best
 
 
+def test_evaluate_f1_of_chosen_labels(env: Path) -> None:
+    train, out = _tiny_model(env)
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(train),
+                                       "--f1-of", "arts, sport", "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    per_class = dict(zip(scores["labels"], scores["f1_per_class"]))
+    assert scores["f1_of"]["labels"] == ["arts", "sport"]
+    assert scores["f1_of"]["mean_f1"] == pytest.approx((per_class["arts"] + per_class["sport"]) / 2)
+    assert scores["macro_f1"] == pytest.approx(sum(per_class.values()) / 3)
+    text = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(train),
+                                     "--f1-of", "money"])
+    assert text.exit_code == 0 and "mean F1 of money:" in text.output
+    bad = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(train),
+                                    "--f1-of", "money,weather"])
+    assert bad.exit_code == 2 and "weather not among arts, money, sport" in bad.output
+
+
 def test_evaluate_unknown_labels(env: Path) -> None:
     _, out = _tiny_model(env)
     other = _write_csv(env / "other.csv", labels=["arts", "weather", "sport"])

@@ -181,6 +181,8 @@ def test_score_predictions_matches_sklearn() -> None:
     assert scores["macro_f1"] == pytest.approx(
         metrics.f1_score(y_true, y_pred, average="macro", labels=range(5), zero_division=0))
     assert scores["confusion_matrix"] == metrics.confusion_matrix(y_true, y_pred, labels=range(5)).tolist()
+    np.testing.assert_allclose(scores["f1_per_class"], metrics.f1_score(
+        y_true, y_pred, average=None, labels=range(5), zero_division=0))
 
 
 def test_student_encoder_round_trip(rng: np.random.Generator, tmp_path) -> None:

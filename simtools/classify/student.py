@@ -346,7 +346,8 @@ class StudentClassifier:
 
 def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
     """Accuracy, macro-F1 (classes absent from both count 0, like scikit-learn with
-    ``labels=range(n_classes)``) and the confusion matrix (rows: true, columns: predicted)."""
+    ``labels=range(n_classes)``), the F1 of every class and the confusion matrix (rows: true,
+    columns: predicted)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     confusion = np.bincount(y_true * n_classes + y_pred,
@@ -356,7 +357,8 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     denom = predicted + actual
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     return {"accuracy": float(tp.sum() / max(len(y_true), 1)), "macro_f1": float(f1.mean()),
-            "confusion_matrix": confusion.tolist(), "n": int(len(y_true))}
+            "f1_per_class": f1.tolist(), "confusion_matrix": confusion.tolist(),
+            "n": int(len(y_true))}
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

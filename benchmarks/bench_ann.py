@@ -56,6 +56,10 @@ def main() -> None:
         ("ivf", {}, "nprobe", [1, 2, 4, 8, 10, 12, 16, 32, 64]),
         ("ivf-sq8", {"compression": "sq8"}, "nprobe", [4, 8, 16, 32, 64]),
         ("ivf-pq", {"compression": "pq", "pq_m": d // 4}, "nprobe", [4, 8, 16, 32, 64]),
+        # the same codes at nprobe 16, the refine x k best candidates re-ranked by their exact
+        # score (IndexRefineFlat, which keeps the full vectors as well)
+        ("ivf-pq-refine", {"compression": "pq", "pq_m": d // 4, "nprobe": 16, "refine": 4},
+         "refine", [4, 16, 64, 256]),
     ]
     rows: list[dict] = [{"method": "exact", "knob": "", "value": None, "recall": 1.0,
                          "qps": exact_qps, "speedup": 1.0, "build_s": 0.0}]

@@ -24,10 +24,11 @@ CONFIGS = {
     "ivf": ("ivf", {}),
     "ivf-sq8": ("ivf", {"compression": "sq8"}),
     "ivf-pq": ("ivf", {"compression": "pq", "pq_m": 16}),
+    "ivf-pq-refine": ("ivf", {"compression": "pq", "pq_m": 8, "refine": 4}),
 }
 # recall@10 floors: graph and IVF search must find >= 90%; codes lose a little precision.
 MIN_RECALL = {"flat": 1.0, "hnsw": 0.9, "hnsw-sq8": 0.9, "ivf": 0.9, "ivf-sq8": 0.9,
-              "ivf-pq": 0.75}
+              "ivf-pq": 0.75, "ivf-pq-refine": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,41 @@ def test_remove_compacts_positions(name: str, metric: str, data) -> None:
     assert len(backend) == 1997
     _, positions = backend.search(X[:1], 1)
     assert positions[0, 0] == 1995
+
+
+def test_refine_reranks_pq_candidates_exactly(data) -> None:
+    X, Q = data
+    truth = reference(X, Q, 10, "ip")
+    coarse = fb.make_backend("ivf", DIM, "ip", compression="pq", pq_m=4, nprobe=64)
+    refined = fb.make_backend("ivf", DIM, "ip", compression="pq", pq_m=4, nprobe=64, refine=8)
+    for backend in (coarse, refined):
+        backend.add(X)
+    coarse_recall = recall(coarse.search(Q, 10)[1], truth[1])
+    scores, positions = refined.search(Q, 10)
+    assert recall(positions, truth[1]) >= 0.95 > coarse_recall
+    # re-ranked scores are the exact inner products of the rows returned
+    np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", Q, X[positions]), atol=1e-5)
+    refined.refine = 1  # the knob moves at search time, like nprobe
+    assert recall(refined.search(Q, 10)[1], truth[1]) < recall(positions, truth[1])
+    # after a removal the full vectors and the codes still line up, position for position
+    gone = np.array([3, 4, 500, 1999])
+    refined.remove(gone)
+    kept = np.delete(X, gone, axis=0)
+    scores, positions = refined.search(Q, 10)
+    assert len(refined) == 1996 and positions.max() < 1996
+    np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", Q, kept[positions]), atol=1e-5)
+
+
+def test_refine_needs_codes_and_full_vectors(data) -> None:
+    with pytest.raises(ValueError, match="without compression scores exactly"):
+        fb.make_backend("ivf", DIM, "ip", refine=4)
+    with pytest.raises(ValueError, match="refine must be at least 0"):
+        fb.make_backend("ivf", DIM, "ip", compression="pq", refine=-1)
+    plain = fb.make_backend("ivf", DIM, "ip", compression="sq8")
+    plain.add(data[0])
+    plain.train()
+    with pytest.raises(ValueError, match="built without refine"):
+        plain.refine = 4
 
 
 def test_remove_from_untrained_ivf_buffer(data) -> None:

@@ -344,7 +344,7 @@ def _kinds() -> dict[BackendKind, type[FaissBackend]]:
 _OPTIONS = {
     BackendKind.FLAT: (),
     BackendKind.HNSW: ("m", "ef_construction", "ef_search", "compression"),
-    BackendKind.IVF: ("nlist", "nprobe", "compression", "pq_m", "pq_bits", "seed"),
+    BackendKind.IVF: ("nlist", "nprobe", "compression", "pq_m", "pq_bits", "refine", "seed"),
 }
 
 
@@ -363,7 +363,8 @@ def make_backend(
 
     ``options``: hnsw takes ``m``, ``ef_construction``, ``ef_search``, ``compression`` (None or
     "sq8"); ivf takes ``nlist``, ``nprobe``, ``compression`` (None, "pq" or "sq8"), ``pq_m``,
-    ``pq_bits``, ``seed``; flat takes none.
+    ``pq_bits``, ``refine`` (exact re-ranking of ``refine * k`` candidates), ``seed``; flat
+    takes none.
     """
     found = _check_kind(kind)
     unknown = sorted(set(options) - set(_OPTIONS[found]))

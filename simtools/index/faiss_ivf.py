@@ -35,7 +35,10 @@ class IVFBackend(FaissBackend):
 
     ``nlist``: number of k-means cells (default ``4 * sqrt(n)`` at training time); ``nprobe``:
     cells visited per query, the recall/speed knob; ``pq_m``: PQ sub-quantizers (must divide
-    ``dim``; default ``dim // 8``, 8 dimensions per byte); ``pq_bits``: bits per sub-code.
+    ``dim``; default ``dim // 8``, 8 dimensions per byte); ``pq_bits``: bits per sub-code;
+    ``refine``: with compression, re-rank the ``refine * k`` best candidates by their exact
+    score (FAISS ``IndexRefineFlat``, which keeps the full vectors beside the codes, so memory
+    is that of a flat index plus the codes); 0 leaves the codes' order.
     """
 
     kind = BackendKind.IVF
@@ -50,6 +53,7 @@ class IVFBackend(FaissBackend):
         compression: str | None = None,
         pq_m: int | None = None,
         pq_bits: int = DEFAULT_PQ_BITS,
+        refine: int = 0,
         seed: int = 1234,
     ) -> None:
         super().__init__(dim, inner_metric)
@@ -69,6 +73,11 @@ class IVFBackend(FaissBackend):
                                  f"choose one of {divisors}")
         else:
             self.pq_m = pq_m
+        self.refine = refine
+        if self.refine and compression is None:
+            raise ValueError("refine re-ranks compressed codes by exact scores; an IVF without "
+                             "compression scores exactly already: use refine=0 or set "
+                             "compression='pq' or 'sq8'")
         self.seed = int(seed)
         self._pending: list[np.ndarray] = []  # rows added before training
         self._index = None
@@ -87,6 +96,30 @@ class IVFBackend(FaissBackend):
     @nprobe.setter
     def nprobe(self, value: int) -> None:
         self._nprobe = _check_int(value, "nprobe")
+
+    @property
+    def refine(self) -> int:
+        """Candidates re-ranked exactly, as a multiple of k (0: none)."""
+        return self._refine
+
+    @refine.setter
+    def refine(self, value: int) -> None:
+        value = _check_int(value, "refine", minimum=0)
+        if value and getattr(self, "_index", None) is not None and not self._refined:
+            raise ValueError("this index was built without refine, so it has no full vectors "
+                             "to re-rank with; rebuild it with refine > 0")
+        self._refine = value
+
+    @property
+    def _refined(self) -> bool:
+        """Whether the FAISS index keeps full vectors (an ``IndexRefineFlat`` around the IVF)."""
+        return self._index is not None and hasattr(self._index, "base_index")
+
+    def _ivf(self) -> Any:
+        """The inverted-file index itself, inside the refine wrapper when there is one."""
+        if self._refined:
+            return self._faiss.downcast_index(self._index.base_index)
+        return self._index
 
     @property
     def is_trained(self) -> bool:
@@ -115,14 +148,19 @@ class IVFBackend(FaissBackend):
             )
         assert sample is not None  # n >= min_train_size() >= 1
         nlist = self.nlist or max(1, min(round(4 * math.sqrt(n)), n // _MIN_POINTS_PER_CENTROID))
-        index = self._new_index(nlist)
+        ivf = self._new_index(nlist)
         # k-means gains little past ~256 points per cell; a seeded sample keeps training fast.
         cap = 256 * nlist
         if n > cap:
             rows = np.random.default_rng(self.seed).choice(n, cap, replace=False)
             sample = sample[np.sort(rows)]
-        index.cp.seed = self.seed
-        index.train(np.ascontiguousarray(sample))
+        ivf.cp.seed = self.seed
+        ivf.train(np.ascontiguousarray(sample))
+        index = ivf
+        if self.refine:
+            # Wrapped after training: the flat refine index needs none, and adds go to both.
+            index = self._faiss.IndexRefineFlat(ivf)
+            self._base = ivf  # the Python wrapper keeps it alive; so do we
         self.nlist = nlist
         self._index = index
         self._apply_search_params(index)
@@ -156,13 +194,22 @@ class IVFBackend(FaissBackend):
             keep[pos] = False
             self._pending = [np.concatenate(self._pending)[keep]] if keep.any() else []
             return
-        super()._remove(pos)
+        if not self._refined:
+            super()._remove(pos)
+        else:
+            # IndexRefineFlat has no remove_ids: remove from the codes and the full vectors
+            # alike (the flat one compacts, as _renumber makes the IVF do), then recount.
+            f = self._faiss
+            selector = f.IDSelectorBatch(pos.size, f.swig_ptr(pos))
+            self._ivf().remove_ids(selector)
+            f.downcast_index(self._index.refine_index).remove_ids(selector)
+            self._index.ntotal = self._ivf().ntotal
         self._renumber(pos)
 
     def _renumber(self, removed: np.ndarray) -> None:
         """After ``remove_ids`` the survivors keep their old ids; shift them down to 0..n-1."""
         f = self._faiss
-        invlists = self._index.invlists
+        invlists = self._ivf().invlists
         code_size = invlists.code_size
         for lst in range(invlists.nlist):
             size = invlists.list_size(lst)
@@ -183,11 +230,15 @@ class IVFBackend(FaissBackend):
         return super()._searcher()
 
     def _apply_search_params(self, index: Any) -> None:
+        if hasattr(index, "base_index"):
+            index.k_factor = max(1, self.refine)  # 1: the codes' own top k, re-scored exactly
+            index = self._faiss.downcast_index(index.base_index)
         index.nprobe = self.nprobe
 
     def _options(self) -> dict[str, Any]:
         return {"nlist": self.nlist, "nprobe": self.nprobe, "compression": self.compression,
-                "pq_m": self.pq_m, "pq_bits": self.pq_bits, "seed": self.seed}
+                "pq_m": self.pq_m, "pq_bits": self.pq_bits, "refine": self.refine,
+                "seed": self.seed}
 
     def save(self, folder: Path) -> dict[str, Any]:
         if self._index is None and not self._pending:

@@ -195,3 +195,33 @@ def size_defaults(args: Any) -> None:
     args.max_val = args.max_val or (300 if args.quick else 1000)
     if args.quick and not getattr(args, "epochs", 1):
         args.epochs = 5
+
+
+def add_pool_options(p: Any) -> None:
+    """The unlabelled transfer-set options of the TweetEval distillation benchmarks."""
+    p.add_argument("--unlabelled", choices=["other-tasks", "none"], default="other-tasks",
+                   help="unlabelled tweets for the transfer set of every distilled student: the "
+                        "other tasks' training texts (default), or none")
+    p.add_argument("--max-unlabelled", type=int, default=None,
+                   help="cap on those tweets per task (seeded subset; default 20000, quick 2000)")
+
+
+def pool_defaults(args: Any) -> None:
+    """Fill ``--max-unlabelled`` in place: 20,000 tweets per task (quick: 2,000)."""
+    if args.max_unlabelled is None:
+        args.max_unlabelled = 2_000 if args.quick else 20_000
+
+
+def unlabelled_pool(task: Task, args: Any) -> list[str]:
+    """Tweets for the transfer set: the training texts of the other TweetEval tasks, without
+    their labels, minus any text of this task's training or validation split; a seeded random
+    ``--max-unlabelled`` of them. (The test splits stay untouched.) The same texts as
+    ``simtools distill --unlabelled ../shared/datasets/tweeteval --max-unlabelled N`` gives
+    (``simtools.data.load_unlabelled``)."""
+    from simtools.data import load_unlabelled
+
+    if args.unlabelled == "none" or args.max_unlabelled == 0:
+        return []
+    others = [TWEETEVAL / name for name in TASKS if name != task.name]
+    return load_unlabelled(others, exclude=task.labelled_data(), limit=args.max_unlabelled,
+                           seed=args.seed)

@@ -33,8 +33,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa: E402
-from benchmarks._tweeteval import METRIC_NAMES, TASKS, load_task, save_figure  # noqa: E402
-from benchmarks.distill_tweeteval import unlabelled_pool  # noqa: E402
+from benchmarks._tweeteval import (  # noqa: E402
+    METRIC_NAMES,
+    TASKS,
+    add_pool_options,
+    load_task,
+    pool_defaults,
+    save_figure,
+    unlabelled_pool,
+)
 
 
 def run_task(name: str, args: argparse.Namespace) -> dict:
@@ -102,8 +109,7 @@ def main() -> None:
                    help="training tweets per task (default: all; quick 600)")
     p.add_argument("--max-val", type=int, default=None,
                    help="validation tweets per task (default: all; quick 300)")
-    p.add_argument("--max-unlabelled", type=int, default=None,
-                   help="unlabelled tweets per task (default 20000, quick 2000)")
+    add_pool_options(p)
     p.add_argument("--replot", action="store_true",
                    help="redraw the plot from the saved JSON; train nothing")
     args = p.parse_args()
@@ -117,9 +123,8 @@ def main() -> None:
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.max_train = args.max_train or (600 if args.quick else 50_000)
     args.max_val = args.max_val or (300 if args.quick else 5_000)
-    if args.max_unlabelled is None:
-        args.max_unlabelled = 2_000 if args.quick else 20_000
-    args.unlabelled, args.seed = "other-tasks", 0
+    pool_defaults(args)
+    args.seed = 0  # the pool's seed; the students' seeds are --seeds
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not args.seeds:

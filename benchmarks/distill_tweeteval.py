@@ -58,12 +58,14 @@ from benchmarks._tweeteval import (  # noqa: E402
     METRIC_NAMES,
     PAPER_TEST,
     TASKS,
-    TWEETEVAL,
     Task,
+    add_pool_options,
     directory_size_mb,
     load_task,
+    pool_defaults,
     save_figure,
     size_defaults,
+    unlabelled_pool,
 )
 
 logger = logging.getLogger("distill_tweeteval")
@@ -246,21 +248,6 @@ def fasttext_row(task: Task, *, speed_texts: list[str], repeat: int, workdir: Pa
 # --------------------------------------------------------------------------------------------
 
 
-def unlabelled_pool(task: Task, args: Any) -> list[str]:
-    """Tweets for the transfer set: the training texts of the other TweetEval tasks, without
-    their labels, minus any text of this task's training or validation split; a seeded random
-    ``--max-unlabelled`` of them. (The test splits stay untouched.) The same texts as
-    ``simtools distill --unlabelled ../shared/datasets/tweeteval --max-unlabelled N`` gives
-    (``simtools.data.load_unlabelled``)."""
-    from simtools.data import load_unlabelled
-
-    if args.unlabelled == "none" or args.max_unlabelled == 0:
-        return []
-    others = [TWEETEVAL / name for name in TASKS if name != task.name]
-    return load_unlabelled(others, exclude=task.labelled_data(), limit=args.max_unlabelled,
-                           seed=args.seed)
-
-
 def run_task(task: Task, args: Any, workdir: Path) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -438,11 +425,7 @@ def main() -> None:
                    help="student epochs (default: DistillConfig's; fastText: 25 always)")
     p.add_argument("--augment-copies", type=int, default=1,
                    help="perturbed copies per text for the compression method")
-    p.add_argument("--unlabelled", choices=["other-tasks", "none"], default="other-tasks",
-                   help="unlabelled tweets for the transfer set of every distilled student: the "
-                        "other tasks' training texts (default), or none")
-    p.add_argument("--max-unlabelled", type=int, default=None,
-                   help="cap on those tweets per task (seeded subset; default 20000, quick 2000)")
+    add_pool_options(p)
     p.add_argument("--teacher-speed-texts", type=int, default=None,
                    help="texts for the teacher's timing (default 200, quick 64)")
     p.add_argument("--speed-texts", type=int, default=None,
@@ -454,8 +437,7 @@ def main() -> None:
     size_defaults(args)
     args.teacher_speed_texts = args.teacher_speed_texts or (64 if quick else 200)
     args.speed_texts = args.speed_texts or (10_000 if quick else 50_000)
-    if args.max_unlabelled is None:
-        args.max_unlabelled = 2_000 if quick else 20_000
+    pool_defaults(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stderr)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

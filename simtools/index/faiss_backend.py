@@ -108,6 +108,19 @@ def _check_int(value: Any, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def int_knob(name: str, doc: str) -> Any:
+    """A search-time knob: a property that keeps a positive int in ``_<name>``, checked on set."""
+    attr = f"_{name}"
+
+    def get(self: Any) -> int:
+        return getattr(self, attr)
+
+    def set_(self: Any, value: int) -> None:
+        setattr(self, attr, _check_int(value, name))
+
+    return property(get, set_, doc=doc)
+
+
 class FaissBackend:
     """Shared machinery: validation, the GPU replica, mmap copy-on-write, save and load."""
 
@@ -283,14 +296,8 @@ class HNSWBackend(FaissBackend):
         self.compression = compression
         self._index = self._new_index()
 
-    @property
-    def ef_search(self) -> int:
-        """Search-time beam width: higher finds more true neighbours, more slowly."""
-        return self._ef_search
-
-    @ef_search.setter
-    def ef_search(self, value: int) -> None:
-        self._ef_search = _check_int(value, "ef_search")
+    ef_search = int_knob("ef_search", "Search-time beam width: higher finds more true "
+                                      "neighbours, more slowly.")
 
     def _new_index(self) -> Any:
         f = self._faiss

@@ -22,6 +22,7 @@ from simtools.index.faiss_backend import (
     FaissBackend,
     _check_int,
     _faiss_metric,
+    int_knob,
 )
 
 __all__ = ["IVFBackend"]
@@ -88,14 +89,8 @@ class IVFBackend(FaissBackend):
             return sum(x.shape[0] for x in self._pending)
         return int(self._index.ntotal)
 
-    @property
-    def nprobe(self) -> int:
-        """Cells visited per query: higher finds more true neighbours, more slowly."""
-        return self._nprobe
-
-    @nprobe.setter
-    def nprobe(self, value: int) -> None:
-        self._nprobe = _check_int(value, "nprobe")
+    nprobe = int_knob("nprobe", "Cells visited per query: higher finds more true neighbours, "
+                                "more slowly.")
 
     @property
     def refine(self) -> int:

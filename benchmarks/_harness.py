@@ -103,7 +103,7 @@ def exact_knn(X: np.ndarray, Q: np.ndarray, k: int, metric: str = "ip",
     """Reference top-``k``: BLAS block products and a full sort of each block's candidates."""
     scores = np.empty((Q.shape[0], k), dtype=np.float32)
     positions = np.empty((Q.shape[0], k), dtype=np.int64)
-    sq = np.einsum("ij,ij->i", X, X) if metric == "l2" else None
+    sq = np.einsum("ij,ij->i", X, X) if metric == "l2" else np.zeros(0, dtype=X.dtype)
     for s in range(0, Q.shape[0], block):
         S = Q[s:s + block] @ X.T
         if metric == "l2":

@@ -56,27 +56,67 @@ for _row in PAPER_TEST.values():
 
 
 def f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """F1 of every class, float64 ``(n_classes,)``; a class absent from both counts 0."""
+    """F1 of every class, float64 ``(n_classes,)``; a class absent from both counts 0.
+
+    Batched too: ``(B, n)`` label arrays give ``(B, n_classes)``, one row per row of tweets
+    (the bootstrap resamples them that way)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
-    confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    confusion = confusion.reshape(n_classes, n_classes)
-    tp = np.diag(confusion).astype(np.float64)
-    denom = confusion.sum(axis=0) + confusion.sum(axis=1)
-    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    rows = y_true.reshape(-1, y_true.shape[-1])
+    cells = n_classes * n_classes
+    flat = (np.arange(len(rows))[:, None] * cells + rows * n_classes
+            + y_pred.reshape(rows.shape)).ravel()
+    confusion = np.bincount(flat, minlength=len(rows) * cells)
+    confusion = confusion.reshape(len(rows), n_classes, n_classes)
+    tp = np.diagonal(confusion, axis1=1, axis2=2).astype(np.float64)
+    denom = confusion.sum(axis=1) + confusion.sum(axis=2)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.reshape(*y_true.shape[:-1], n_classes)
 
 
 def official_score(task: str, labels: Sequence[str], y_true: Sequence[int] | np.ndarray,
-                   y_pred: Sequence[int] | np.ndarray) -> float:
-    """The task's official metric (0..1) for class indices into ``labels``."""
+                   y_pred: Sequence[int] | np.ndarray) -> Any:
+    """The task's official metric (0..1) for class indices into ``labels``: a float, or one
+    score per row for ``(B, n)`` label arrays."""
     kind, names = OFFICIAL[task]
     f1 = f1_per_class(np.asarray(y_true), np.asarray(y_pred), len(labels))
     if kind == "macro":
-        return float(f1.mean())
-    missing = [n for n in names if n not in labels]
-    if missing:
-        raise ValueError(f"task {task}: labels {list(labels)} lack {missing}")
-    return float(np.mean([f1[list(labels).index(n)] for n in names]))
+        score = f1.mean(axis=-1)
+    else:
+        missing = [n for n in names if n not in labels]
+        if missing:
+            raise ValueError(f"task {task}: labels {list(labels)} lack {missing}")
+        score = f1[..., [list(labels).index(n) for n in names]].mean(axis=-1)
+    return float(score) if score.ndim == 0 else score
+
+
+def paired_bootstrap(task: str, labels: Sequence[str], y_true: np.ndarray,
+                     preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray], *,
+                     n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """How sure is "b scores higher than a" on this validation set? A paired bootstrap.
+
+    ``preds_a`` and ``preds_b`` hold one prediction array per training seed. Each resample
+    draws the validation tweets with replacement and scores every prediction array on the same
+    draw; the statistic is mean-over-seeds(b) - mean-over-seeds(a), x100. So the interval
+    covers both the seeds' spread and which tweets happen to be in the validation split (the
+    part more seeds cannot shrink). Returns the observed difference, the 95% percentile
+    interval, and the share of resamples in which b is ahead.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    draws = np.random.default_rng(seed).integers(0, len(y_true), (n_resamples, len(y_true)))
+
+    def mean_score(preds: Sequence[np.ndarray], rows: np.ndarray | None) -> Any:
+        pick = (lambda a: a) if rows is None else (lambda a: np.asarray(a)[rows])
+        return np.mean([official_score(task, labels, pick(y_true), pick(p)) for p in preds],
+                       axis=0)
+
+    observed = 100 * (mean_score(preds_b, None) - mean_score(preds_a, None))
+    diffs = 100 * (mean_score(preds_b, draws) - mean_score(preds_a, draws))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"difference": round(float(observed), 2), "ci95": [round(float(low), 2),
+                                                              round(float(high), 2)],
+            "share_b_ahead": round(float((diffs > 0).mean()), 3),
+            "n_resamples": n_resamples, "seed": seed}
 
 
 @dataclass

@@ -24,6 +24,7 @@ Usage (from the repository root)::
 
     python benchmarks/distill_paper.py               # Fashion-MNIST: minutes on a GPU, hours on 2 cores
     python benchmarks/distill_paper.py --seeds 0,1,2 # the table of means over three seeds
+    python benchmarks/distill_paper.py --seeds 0,1,2 --resume  # train only the seeds the JSON lacks
     python benchmarks/distill_paper.py --quick       # sklearn's 8x8 digits, a few minutes
     python benchmarks/distill_paper.py --quick --epochs 1   # smoke run
 
@@ -873,6 +874,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="one seed, or a comma list (0,1,2) for a table of means over the seeds; the JSON "
         "is rewritten after every seed, so a run cut short keeps the seeds it finished",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="take the seeds that the --output JSON already holds from it (their configuration "
+        "must match) and train only the others: a run cut short goes on where it stopped",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--device",
@@ -905,6 +912,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0.0 < args.small_data_fraction <= 1.0:
         parser.error(f"--small-data-fraction must lie in (0, 1], got {args.small_data_fraction}")
     return args
+
+
+#: Config fields that say where a run ran, not what it trained: a resumed run may differ in them.
+_PLACE_FIELDS = ("seed", "threads", "device")
+
+
+def finished_runs(path: Path, config: Config) -> dict[int, dict]:
+    """The runs, by seed, that the JSON at ``path`` holds for ``config`` (any seed).
+
+    Raises SystemExit when the file holds runs of another configuration: resuming would mix
+    two experiments in one table.
+    """
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+    done: dict[int, dict] = {}
+    for run_ in saved.get("runs", [saved]):
+        differ = sorted(
+            key
+            for key in set(wanted) | set(run_["config"])
+            if key not in _PLACE_FIELDS and wanted.get(key) != run_["config"].get(key)
+        )
+        if differ:
+            raise SystemExit(
+                f"error: {path} holds a run with other settings ({', '.join(differ)}); "
+                "resume with the same options, or write elsewhere with --output"
+            )
+        done[run_["config"]["seed"]] = run_
+    return done
 
 
 def _pick_device(choice: str) -> str:
@@ -979,12 +1016,18 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.output or RESULTS_DIR / f"distill_paper{suffix}.json"
     plot_path = json_path.with_suffix(".png")
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    runs: list[dict] = []
-    for seed in args.seeds:
-        if len(args.seeds) > 1:
-            print(f"seed {seed}", file=sys.stderr, flush=True)
-        runs.append(run(dataclasses.replace(config, seed=seed), train_set, test_set))
-        result = combine(runs)
+    done = finished_runs(json_path, config) if args.resume else {}
+    dropped = sorted(set(done) - set(args.seeds))
+    if dropped:
+        raise SystemExit(
+            f"error: {json_path} also holds seeds {dropped}, which --seeds leaves out; add them "
+            "to --seeds, or write elsewhere with --output"
+        )
+    by_seed = dict(done)
+
+    def publish() -> dict:
+        """The table of every seed finished so far (trained or taken), to JSON and plot."""
+        result = combine([by_seed[seed] for seed in args.seeds if seed in by_seed])
         result["plot"] = str(
             plot_path.relative_to(Path.cwd()) if plot_path.is_relative_to(Path.cwd()) else plot_path
         )
@@ -993,6 +1036,17 @@ def main(argv: list[str] | None = None) -> int:
         partial = json_path.with_suffix(".json.tmp")
         partial.write_text(json.dumps(result, indent=2) + "\n")
         partial.replace(json_path)
+        return result
+
+    for seed in args.seeds:
+        if seed in done:
+            print(f"seed {seed}: taken from {json_path}", file=sys.stderr, flush=True)
+            continue
+        if len(args.seeds) > 1:
+            print(f"seed {seed}", file=sys.stderr, flush=True)
+        by_seed[seed] = run(dataclasses.replace(config, seed=seed), train_set, test_set)
+        publish()
+    result = publish()
     print(format_table(result))
     print()
     print(format_summary(result))

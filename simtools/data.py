@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,7 +358,7 @@ def _unlabelled_texts(path: Path) -> Iterator[str]:
         yield document.text
 
 
-def load_unlabelled(sources: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
+def load_unlabelled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
                     exclude: LabelledData | None = None, limit: int | None = None,
                     seed: int = 0) -> list[str]:
     """Texts without labels, for a distillation transfer set.
@@ -374,7 +374,8 @@ def load_unlabelled(sources: str | os.PathLike[str] | list[str | os.PathLike[str
     ``limit`` keeps a seeded random sample of that many texts, still in source order; the same
     sources, ``exclude``, ``limit`` and ``seed`` always give the same texts.
     """
-    paths = [Path(s) for s in (sources if isinstance(sources, list) else [sources])]
+    paths = [Path(s) for s in
+             ([sources] if isinstance(sources, (str, os.PathLike)) else sources)]
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist; give a text file (one text per "

@@ -106,3 +106,28 @@ def test_combine_averages_the_seeds_and_picks_one_temperature():
     assert summary["best_gap_recovered_per_seed"] == pytest.approx([10 / 20, 9 / 10])
     assert table["seeds"] == [0, 1] and len(table["runs"]) == 2
     assert "mean test errors over 2 seeds" in dp.format_table(table)
+
+
+def _quick(tmp_path, *extra):
+    return ["--quick", "--epochs", "1", "--teacher-members", "1", "--temperatures", "2",
+            "--alpha-sweep", "", "--output", str(tmp_path / "run.json"), *extra]
+
+
+def test_resume_takes_finished_seeds_from_the_json_and_trains_the_rest(tmp_path, capsys):
+    import json
+
+    assert dp.main(_quick(tmp_path, "--seeds", "0")) == 0
+    first = json.loads((tmp_path / "run.json").read_text())
+    assert dp.main(_quick(tmp_path, "--seeds", "0,1", "--resume")) == 0
+    assert "seed 0: taken from" in capsys.readouterr().err
+    both = json.loads((tmp_path / "run.json").read_text())
+    assert both["seeds"] == [0, 1]
+    assert both["runs"][0] == first  # seed 0 untouched, wall times included
+    assert both["runs"][1]["config"]["seed"] == 1
+    # a seed the JSON holds but --seeds leaves out would be lost: refused
+    with pytest.raises(SystemExit, match=r"also holds seeds \[1\]"):
+        dp.main(_quick(tmp_path, "--seeds", "0", "--resume"))
+    # other settings would mix two experiments in one table: refused, file kept
+    with pytest.raises(SystemExit, match="other settings .*temperatures"):
+        dp.main([*_quick(tmp_path, "--seeds", "0,1", "--resume"), "--temperatures", "4"])
+    assert json.loads((tmp_path / "run.json").read_text()) == both

@@ -13,11 +13,18 @@ tweets. Its 95% interval says how much of the difference the choice of validatio
 alone could produce, which more seeds cannot average away (emotion has 374 of them, 28 of
 them "optimism").
 
+``--folds K`` scores more tweets without touching the test splits: the training and validation
+tweets are pooled and cut into K stratified folds; for each fold a teacher and both students
+are trained on the other folds and predict the held-out one, so every tweet is scored once per
+seed by models that never saw it. Writes ``distill_seeds_cvK[_quick].json`` / ``.png``.
+
 Usage (from the repository root)::
 
     python benchmarks/distill_seeds.py                         # all six tasks, seeds 0-4
     python benchmarks/distill_seeds.py --tasks irony,emotion   # a few tasks
     python benchmarks/distill_seeds.py --quick                 # 600 training tweets per task
+    python benchmarks/distill_seeds.py --tasks emotion,irony --folds 5 --seeds 0,1,2
+                                        # score every train + val tweet out of fold instead
     python benchmarks/distill_seeds.py --replot                # redraw the plot from the JSON
 
 Writes ``benchmarks/results/distill_seeds[_quick].json`` and the plot ``distill_seeds[_quick].png``
@@ -42,8 +49,10 @@ from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa
 from benchmarks._tweeteval import (  # noqa: E402
     METRIC_NAMES,
     TASKS,
+    Task,
     add_pool_options,
     load_task,
+    official_score,
     paired_bootstrap,
     pool_defaults,
     save_figure,
@@ -51,32 +60,63 @@ from benchmarks._tweeteval import (  # noqa: E402
 )
 
 
-def run_task(name: str, args: argparse.Namespace) -> dict:
+def train_both(task: Task, pool: list[str], seeds: list[int]) -> dict[str, list[np.ndarray]]:
+    """Fit the teacher on ``task``'s training split, then the hard-label (``none``) and the
+    default distilled student once per seed; each one's predictions on ``task.val_texts``."""
     from simtools.distill.config import DistillConfig, Method
     from simtools.distill.teacher import make_teacher
     from simtools.distill.trainer import prepare, train_student
 
-    task = load_task(name, max_train=args.max_train, max_val=args.max_val, seed=0)
-    pool = unlabelled_pool(task, args)
-    started = time.perf_counter()
     teacher = make_teacher("default", seed=0)
     teacher.fit(task.train_texts, [task.labels[i] for i in task.train_y])
     base = DistillConfig(augment_copies=1)
     rows = {"none": replace(base, methods=(Method.NONE,)), "default": base}
     prepared = prepare(task.labelled_data(), list(rows.values()), teacher=teacher,
                        unlabelled=pool)
-    scores: dict[str, list[float]] = {row: [] for row in rows}
     preds: dict[str, list[np.ndarray]] = {row: [] for row in rows}
-    for seed in args.seeds:
+    for seed in seeds:
         for row, config in rows.items():
             student = train_student(prepared, replace(config, seed=seed)).student
-            pred = student.predict_logits(task.val_texts, strict=False).argmax(axis=1)
-            preds[row].append(pred)
-            scores[row].append(round(100 * task.score(pred), 2))
+            preds[row].append(student.predict_logits(task.val_texts, strict=False).argmax(axis=1))
+    return preds
+
+
+def folds_of(task: Task, k: int) -> list[Task]:
+    """``k`` stratified folds over the training and validation tweets together: in fold i the
+    i-th part is scored and the rest is trained on (seeded, so every run has the same folds)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    texts = task.train_texts + task.val_texts
+    y = np.concatenate([task.train_y, task.val_y])
+    split = StratifiedKFold(n_splits=k, shuffle=True, random_state=0).split(texts, y)
+    return [Task(name=task.name, labels=task.labels,
+                 train_texts=[texts[i] for i in train], train_y=y[train],
+                 val_texts=[texts[i] for i in held], val_y=y[held],
+                 full_sizes=task.full_sizes) for train, held in split]
+
+
+def run_task(name: str, args: argparse.Namespace) -> dict:
+    task = load_task(name, max_train=args.max_train, max_val=args.max_val, seed=0)
+    pool = unlabelled_pool(task, args)  # the same for every fold: it excludes train and val
+    started = time.perf_counter()
+    if not args.folds:
+        scored_y, preds = task.val_y, train_both(task, pool, args.seeds)
+    else:
+        # Out-of-fold predictions, put back in order: every training and validation tweet is
+        # scored once per seed, by students (and a teacher) that never saw it.
+        folds = folds_of(task, args.folds)
+        scored_y = np.concatenate([f.val_y for f in folds])
+        per_fold = [train_both(f, pool, args.seeds) for f in folds]
+        preds = {row: [np.concatenate([fold[row][s] for fold in per_fold])
+                       for s in range(len(args.seeds))] for row in per_fold[0]}
+    scores = {row: [round(100 * official_score(name, task.labels, scored_y, p), 2)
+                    for p in preds[row]] for row in preds}
     none, default = np.array(scores["none"]), np.array(scores["default"])
-    bootstrap = paired_bootstrap(name, task.labels, task.val_y, preds["none"], preds["default"],
+    bootstrap = paired_bootstrap(name, task.labels, scored_y, preds["none"], preds["default"],
                                  n_resamples=args.resamples)
     result = {"task": name, "n_train": len(task.train_texts), "n_val": len(task.val_texts),
+              "scored_on": (f"out-of-fold, {args.folds} folds over train + validation"
+                            if args.folds else "validation"), "n_scored": len(scored_y),
               "n_unlabelled": len(pool), "seeds": list(args.seeds), "none": scores["none"],
               "default": scores["default"], "none_mean": round(float(none.mean()), 2),
               "default_mean": round(float(default.mean()), 2),
@@ -109,8 +149,9 @@ def plot(per_task: list[dict], path: Path) -> None:
         if "bootstrap" in result:
             title += "\ndiff 95%: [{:+.1f}, {:+.1f}]".format(*result["bootstrap"]["ci95"])
         ax.set_title(title, fontsize=9)
-        ax.set_ylabel(METRIC_NAMES[result["task"]] + " x100 (val)", fontsize=8)
-    fig.suptitle("hard-label vs default distilled student, one line per seed "
+        where = "val" if result.get("scored_on", "validation") == "validation" else "out-of-fold"
+        ax.set_ylabel(f"{METRIC_NAMES[result['task']]} x100 ({where})", fontsize=8)
+    fig.suptitle("hard-label vs default distilled student\none line per seed "
                  "(blue: distilled wins); black: means", fontsize=10)
     save_figure(fig, path)
 
@@ -123,13 +164,20 @@ def main() -> None:
                    help="training tweets per task (default: all; quick 600)")
     p.add_argument("--max-val", type=int, default=None,
                    help="validation tweets per task (default: all; quick 300)")
+    p.add_argument("--folds", type=int, default=0,
+                   help="score out-of-fold predictions of K stratified folds over the training "
+                        "and validation tweets together (K teachers and K x 2 x seeds students) "
+                        "instead of the validation split alone; 0 (default) for the split")
     p.add_argument("--resamples", type=int, default=2000,
                    help="paired-bootstrap resamples of the validation tweets (default 2000)")
     add_pool_options(p)
     p.add_argument("--replot", action="store_true",
                    help="redraw the plot from the saved JSON; train nothing")
     args = p.parse_args()
-    name = "distill_seeds" + ("_quick" if args.quick else "")
+    if args.folds == 1 or args.folds < 0:
+        raise SystemExit(f"--folds needs 2 or more folds (or 0 for none), got {args.folds}")
+    name = ("distill_seeds" + (f"_cv{args.folds}" if args.folds else "")
+            + ("_quick" if args.quick else ""))
     if args.replot:
         saved = RESULTS / f"{name}.json"
         if not saved.is_file():
@@ -155,8 +203,9 @@ def main() -> None:
               "95% interval": "[{:+.2f}, {:+.2f}]".format(*r["bootstrap"]["ci95"]),
               "resamples ahead": f"{100 * r['bootstrap']['share_b_ahead']:.1f}%",
               "hard labels": r["none"], "distilled": r["default"]} for r in per_task]
+    scored_on = per_task[0]["scored_on"]
     print_table(table, list(table[0]), title="hard-label vs default distilled student, "
-                                              "official metric x100 (validation)")
+                                              f"official metric x100 ({scored_on})")
     if not args.no_json:
         write_json(name, {"command": " ".join(["python", *sys.argv]), "per_task": per_task,
                           "table": table})

@@ -84,3 +84,22 @@ def test_paired_bootstrap_interval_straddles_zero_when_students_trade_a_few_twee
     result = paired_bootstrap("emotion", list("abcd"), y, [a], [b], n_resamples=500)
     low, high = result["ci95"]
     assert low < 0 < high and 0.05 < result["share_b_ahead"] < 0.95
+
+
+def test_folds_score_every_train_and_val_tweet_once_by_models_that_never_saw_it():
+    from benchmarks._tweeteval import Task
+    from benchmarks.distill_seeds import folds_of
+
+    y = np.array([0] * 30 + [1] * 15 + [2] * 5)
+    texts = [f"tweet {i}" for i in range(len(y))]
+    task = Task(name="emotion", labels=["a", "b", "c"], train_texts=texts[:40], train_y=y[:40],
+                val_texts=texts[40:], val_y=y[40:], full_sizes={"train": 40, "val": 10})
+    folds = folds_of(task, 5)
+    held = [t for fold in folds for t in fold.val_texts]
+    assert sorted(held) == sorted(texts)  # every tweet scored exactly once
+    for fold in folds:
+        assert not set(fold.val_texts) & set(fold.train_texts)
+        assert len(fold.train_texts) + len(fold.val_texts) == len(texts)
+        assert np.bincount(fold.val_y, minlength=3).tolist() == [6, 3, 1]  # stratified
+        assert all(y[texts.index(t)] == label for t, label in zip(fold.val_texts, fold.val_y))
+    assert [f.val_texts for f in folds_of(task, 5)] == [f.val_texts for f in folds]  # seeded

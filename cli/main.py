@@ -17,6 +17,7 @@ COMMANDS = {
     "distill": "simtools_cli.distill:distill_command",
     "evaluate": "simtools_cli.distill:evaluate_command",
     "diagnose": "simtools_cli.diagnose:diagnose_group",
+    "cache": "simtools_cli.cache:cache_group",
 }
 
 

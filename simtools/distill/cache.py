@@ -28,8 +28,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from ..persistence import atomic_write
 
-__all__ = ["TeacherCache", "default_cache_dir", "text_key"]
+__all__ = ["StoreInfo", "TeacherCache", "default_cache_dir", "text_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,35 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _atomic_save_npy(path: Path, rows: np.ndarray) -> None:
     atomic_write(path, lambda handle: np.save(handle, rows, allow_pickle=False))
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What one store of a cache holds, as :meth:`TeacherCache.stores` reports it."""
+
+    name: str  # the folder name under the cache root
+    model_id: str  # "" when the index cannot be read
+    rows: int
+    dim: int | None
+    shards: int
+    bytes: int
+    modified: float  # newest file's mtime, seconds since the epoch
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "model_id": self.model_id, "rows": self.rows,
+                "dim": self.dim, "shards": self.shards, "bytes": self.bytes,
+                "modified": self.modified}
+
+
+def _is_store(folder: Path) -> bool:
+    """A folder this cache wrote: it has an index or a shard's key file, and nothing else
+    but ``.npy``, ``.json``, temporary and lock files."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    names = [p.name for p in folder.iterdir()]
+    ours = (".npy", ".json", ".lock", ".tmp")
+    return (_INDEX in names or any(n.endswith(".keys.json") for n in names)) and all(
+        n.endswith(ours) or n.startswith(".") for n in names)
 
 
 class _Store:
@@ -233,6 +264,45 @@ class TeacherCache:
             store = _Store(self.root / f"{slug}-{digest}", model_id)
             self._stores[model_id] = store
         return store
+
+    def stores(self) -> list[StoreInfo]:
+        """Every store under the root, by folder name: its model, rows, size and age."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for folder in sorted(self.root.iterdir()):
+            if not _is_store(folder):
+                continue
+            files = [p for p in folder.iterdir() if p.is_file()]
+            try:
+                index = json.loads((folder / _INDEX).read_text(encoding="utf-8"))
+                model_id, rows = str(index["model_id"]), len(index["keys"])
+                dim = int(index["dim"])
+            except (OSError, ValueError, KeyError, TypeError):
+                model_id, rows, dim = "", 0, None
+            stats = [p.stat() for p in files]
+            found.append(StoreInfo(
+                name=folder.name, model_id=model_id, rows=rows, dim=dim,
+                shards=sum(p.name.endswith(".keys.json") for p in files),
+                bytes=sum(st.st_size for st in stats),
+                modified=max((st.st_mtime for st in stats), default=0.0)))
+        return found
+
+    def remove(self, names: list[str]) -> int:
+        """Delete the stores with these folder names (see :meth:`stores`); returns the bytes
+        freed. A name that is not a store of this cache raises ValueError before anything is
+        deleted. Their rows are computed again the next time they are asked for."""
+        known = {info.name: info for info in self.stores()}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a store under {self.root}; "
+                             "`simtools cache info` lists them")
+        freed = 0
+        for name in dict.fromkeys(names):
+            shutil.rmtree(self.root / name)
+            freed += known[name].bytes
+            self._stores = {m: st for m, st in self._stores.items() if st.folder.name != name}
+        return freed
 
     def get(self, model_id: str, texts: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
         """Cached rows for ``texts`` and a boolean mask of hits.

@@ -52,6 +52,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Cache model ids of fitted ensembles start with this: one store per fitted ensemble (its
+#: fingerprint), cheap to recompute, unlike the sentence-embedding stores.
+ENSEMBLE_CACHE_PREFIX = "teacher-ensemble:"
+
 #: Called as ``progress(stage, done, total)``, e.g. ``("embed minilm", 640, 3257)``.
 Progress = Callable[[str, int, int], None]
 
@@ -396,7 +400,7 @@ class TeacherEnsemble:
             use_cache = any(m.slow for m in self.members)
         if self.cache is None or not use_cache:
             return self._compute_logits(texts)
-        return self.cache.get_or_compute(f"teacher-ensemble:{self.fingerprint_}", texts,
+        return self.cache.get_or_compute(f"{ENSEMBLE_CACHE_PREFIX}{self.fingerprint_}", texts,
                                          self._compute_logits)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

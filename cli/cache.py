@@ -1,0 +1,125 @@
+"""``simtools cache``: list and clear the teacher cache (embeddings and ensemble outputs)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .common import emit_json, friendly_errors
+
+__all__ = ["cache_group"]
+
+_CACHE_DIR = click.option(
+    "--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+    help="The cache root.  [default: $SIMTOOLS_CACHE_DIR, else ~/.cache/simtools/teacher]")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:,.1f} MB"
+
+
+def _age(modified: float) -> str:
+    days = (time.time() - modified) / 86400
+    return f"{days:.1f} d" if days >= 1 else f"{days * 24:.1f} h"
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """The teacher cache: every text's teacher embedding and ensemble output, kept on disk.
+
+    Distillation computes a teacher's outputs once per text and keeps them here, one store
+    per model: the sentence-embedding models (slow to recompute: minutes per 10,000 texts)
+    and every fitted ensemble (cheap: its outputs come from the cached embeddings).
+
+    \b
+    Examples:
+      simtools cache info
+      simtools cache clear --fitted --yes       # the fitted ensembles' stores only
+      simtools cache clear --all --dry-run
+    """
+
+
+@cache_group.command("info")
+@_CACHE_DIR
+@_JSON
+@friendly_errors
+def info_command(cache_dir: Path | None, as_json: bool) -> None:
+    """List the stores: model, rows, shards, size on disk and age of the newest write."""
+    from simtools.distill.cache import TeacherCache
+
+    cache = TeacherCache(cache_dir)
+    stores = cache.stores()
+    if as_json:
+        emit_json({"root": str(cache.root), "stores": [s.as_dict() for s in stores],
+                   "bytes": sum(s.bytes for s in stores)})
+        return
+    if not stores:
+        click.echo(f"{cache.root}: no stores")
+        return
+    click.echo(f"{cache.root}: {len(stores)} store(s), {_size(sum(s.bytes for s in stores))}")
+    for s in stores:
+        click.echo(f"  {s.name}  {s.model_id or '(unreadable index)'}  {s.rows:,} rows x "
+                   f"{s.dim}  {s.shards} shard(s)  {_size(s.bytes)}  {_age(s.modified)} old")
+
+
+@cache_group.command("clear")
+@click.argument("stores", nargs=-1)
+@click.option("--fitted", is_flag=True,
+              help="Every fitted ensemble's store (cheap to recompute; a new one is made each "
+                   "time a teacher is fitted on other data).")
+@click.option("--all", "everything", is_flag=True,
+              help="Every store, the sentence embeddings included (slow to recompute).")
+@click.option("--older-than", type=click.FloatRange(min=0), default=None,
+              help="Only stores not written for this many days.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_CACHE_DIR
+@_JSON
+@friendly_errors
+def clear_command(stores: tuple[str, ...], fitted: bool, everything: bool,
+                  older_than: float | None, dry_run: bool, yes: bool, cache_dir: Path | None,
+                  as_json: bool) -> None:
+    """Remove stores, by name (see `simtools cache info`), --fitted or --all.
+
+    Removed rows are computed again the next time a teacher needs them. Do not clear a
+    store while a distillation that uses it is running.
+    """
+    from simtools.distill.cache import TeacherCache
+    from simtools.distill.teacher import ENSEMBLE_CACHE_PREFIX
+
+    if not (stores or fitted or everything):
+        raise click.UsageError("say what to clear: store names, --fitted or --all "
+                               "(`simtools cache info` lists the stores)")
+    cache = TeacherCache(cache_dir)
+    known = cache.stores()
+    names = set(stores)
+    unknown = sorted(names - {s.name for s in known})
+    if unknown:
+        raise click.UsageError(f"{', '.join(unknown)}: not a store under {cache.root}; "
+                               "`simtools cache info` lists them")
+    cutoff = None if older_than is None else time.time() - older_than * 86400
+    chosen = [s for s in known
+              if (everything or s.name in names
+                  or (fitted and s.model_id.startswith(ENSEMBLE_CACHE_PREFIX)))
+              and (cutoff is None or s.modified < cutoff)]
+    total = sum(s.bytes for s in chosen)
+    if dry_run or not chosen:
+        if as_json:
+            emit_json({"removed": [], "would_remove": [s.name for s in chosen], "bytes": total})
+        else:
+            verb = "would remove" if chosen else "nothing to remove"
+            click.echo(f"{verb}: {len(chosen)} store(s), {_size(total)}" if chosen else verb)
+            for s in chosen:
+                click.echo(f"  {s.name}  {s.model_id}  {_size(s.bytes)}")
+        return
+    if not yes:
+        click.confirm(f"remove {len(chosen)} store(s), {_size(total)}, from {cache.root}?",
+                      abort=True, err=True)
+    freed = cache.remove([s.name for s in chosen])
+    if as_json:
+        emit_json({"removed": [s.name for s in chosen], "bytes": freed})
+    else:
+        click.echo(f"removed {len(chosen)} store(s), {_size(freed)}")

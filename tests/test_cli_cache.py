@@ -1,0 +1,119 @@
+"""``simtools cache info`` / ``clear`` and the TeacherCache calls under them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from simtools_cli.main import main
+
+from simtools.distill.cache import TeacherCache
+from simtools.distill.teacher import ENSEMBLE_CACHE_PREFIX
+
+ENCODER = "encoder:v1"
+FITTED = f"{ENSEMBLE_CACHE_PREFIX}abc123"
+
+
+@pytest.fixture
+def cache(tmp_path):
+    cache = TeacherCache(tmp_path / "teacher")
+    cache.put(ENCODER, ["a", "b", "c"], np.arange(12, dtype=np.float32).reshape(3, 4))
+    cache.put(ENCODER, ["d"], np.ones((1, 4), dtype=np.float32))  # a second shard
+    cache.put(FITTED, ["a"], np.zeros((1, 2), dtype=np.float32))
+    (cache.root / "notes").mkdir()  # not a store: never listed, never removed
+    (cache.root / "notes" / "todo.txt").write_text("keep me")
+    return cache
+
+
+def _run(cache, *args, input=None):
+    return CliRunner().invoke(main, ["cache", *args, "--cache-dir", str(cache.root)],
+                              input=input)
+
+
+def _names(cache):
+    return {s.model_id: s.name for s in cache.stores()}
+
+
+def test_stores_lists_what_each_store_holds(cache):
+    stores = {s.model_id: s for s in cache.stores()}
+    assert set(stores) == {ENCODER, FITTED}
+    assert (stores[ENCODER].rows, stores[ENCODER].dim, stores[ENCODER].shards) == (4, 4, 2)
+    assert (stores[FITTED].rows, stores[FITTED].dim) == (1, 2)
+    assert stores[ENCODER].bytes > stores[FITTED].bytes > 0
+
+
+def test_info_json(cache):
+    result = _run(cache, "info", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert {s["model_id"] for s in out["stores"]} == {ENCODER, FITTED}
+    assert out["bytes"] == sum(s["bytes"] for s in out["stores"])
+    text = _run(cache, "info").output
+    assert "2 store(s)" in text and "4 rows x 4" in text and "notes" not in text
+
+
+def test_clear_fitted_keeps_the_embeddings(cache):
+    fitted_name = _names(cache)[FITTED]
+    result = _run(cache, "clear", "--fitted", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["removed"] == [fitted_name]
+    fresh = TeacherCache(cache.root)
+    assert set(_names(fresh)) == {ENCODER}
+    rows, found = fresh.get(ENCODER, ["c", "d"])
+    assert found.all() and rows.tolist() == [[8, 9, 10, 11], [1, 1, 1, 1]]
+    assert (cache.root / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_clear_by_name_dry_run_and_confirmation(cache):
+    fitted = _names(cache)[FITTED]
+    dry = _run(cache, "clear", fitted, "--dry-run")
+    assert dry.exit_code == 0 and "would remove: 1 store(s)" in dry.output
+    refused = _run(cache, "clear", fitted, input="n\n")
+    assert refused.exit_code == 1  # aborted at the prompt
+    assert set(_names(cache)) == {ENCODER, FITTED}
+    confirmed = _run(cache, "clear", fitted, input="y\n")
+    assert confirmed.exit_code == 0 and "removed 1 store(s)" in confirmed.output
+    assert set(_names(cache)) == {ENCODER}
+
+
+def test_older_than_spares_recent_stores(cache):
+    old = cache.root / _names(cache)[ENCODER]
+    past = time.time() - 10 * 86400
+    for path in old.iterdir():
+        os.utime(path, (past, past))
+    result = _run(cache, "clear", "--all", "--older-than", "5", "--yes")
+    assert result.exit_code == 0 and "removed 1 store(s)" in result.output
+    assert set(_names(cache)) == {FITTED}
+
+
+def test_clear_errors(cache):
+    nothing = _run(cache, "clear")
+    assert nothing.exit_code == 2 and "say what to clear" in nothing.output
+    unknown = _run(cache, "clear", "notes", "--yes")
+    assert unknown.exit_code == 2 and "notes: not a store" in unknown.output
+    assert (cache.root / "notes" / "todo.txt").exists()
+    with pytest.raises(ValueError, match="not a store"):
+        cache.remove([_names(cache)[FITTED], "notes"])
+    assert set(_names(cache)) == {ENCODER, FITTED}  # nothing removed before the error
+
+
+def test_a_removed_store_is_computed_again(cache):
+    cache.remove([_names(cache)[ENCODER]])
+    calls = []
+
+    def compute(texts):
+        calls.append(list(texts))
+        return np.full((len(texts), 4), 7, dtype=np.float32)
+
+    rows = cache.get_or_compute(ENCODER, ["a"], compute)
+    assert calls == [["a"]] and rows.tolist() == [[7, 7, 7, 7]]
+
+
+def test_empty_or_missing_root(tmp_path):
+    result = CliRunner().invoke(main, ["cache", "info", "--cache-dir", str(tmp_path / "none")])
+    assert result.exit_code == 0 and "no stores" in result.output
+    assert TeacherCache(tmp_path / "none").stores() == []

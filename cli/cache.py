@@ -26,7 +26,7 @@ def _age(modified: float) -> str:
     return f"{days:.1f} d" if days >= 1 else f"{days * 24:.1f} h"
 
 
-@click.group("cache")
+@click.group("cache", short_help="List and clear the teacher cache of embeddings and outputs.")
 def cache_group() -> None:
     """The teacher cache: every text's teacher embedding and ensemble output, kept on disk.
 

@@ -90,7 +90,7 @@ def main() -> None:
                   title=f"recall@{k} vs queries/s, {X.shape[0]:,} x {d}, {nq:,} queries "
                         f"(speedup = q/s over exact; target recall >= {RECALL_TARGET} at "
                         f">= {SPEEDUP_TARGET:.0f}x)")
-    best = {}
+    best: dict[str, dict] = {}
     for r in rows[1:]:
         if r["recall"] >= RECALL_TARGET and (r["method"] not in best or
                                              r["qps"] > best[r["method"]]["qps"]):

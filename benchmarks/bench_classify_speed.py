@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATASETS = Path(os.environ.get("SIMTOOLS_SHARED", HERE.parents[1] / "shared")) / "datasets"
@@ -99,7 +101,7 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _accuracy(predicted: object, truth: list[str]) -> float:
+def _accuracy(predicted: Iterable[object], truth: list[str]) -> float:
     return sum(str(p) == t for p, t in zip(predicted, truth, strict=True)) / len(truth)
 
 
@@ -125,7 +127,7 @@ def main() -> None:
 
     model_path = str(args.model or default_model_path())
     tweets = load_tweets(args.n)
-    results: dict[str, object] = {"n_tweets": len(tweets), "model": model_path,
+    results: dict[str, Any] = {"n_tweets": len(tweets), "model": model_path,
                                   "cpu_count": os.cpu_count(),
                                   "load_average": os.getloadavg()}
     results["cold_start"] = cold_start(model_path, args.repeat)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def main() -> None:
     X, y = np.array(texts, dtype=object), np.array(labels)
     rows = []
     for metric in METRICS:
-        row = {"metric": metric, "reference": REFERENCE[metric]}
+        row: dict[str, Any] = {"metric": metric, "reference": REFERENCE[metric]}
         for who, make in (("simtools", simtools_classifier), ("sklearn", sklearn_pipeline)):
             model = make(metric, args.k)
             if model is None:

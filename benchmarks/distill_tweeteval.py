@@ -317,9 +317,8 @@ def combine(per_task: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tasks = [r["task"] for r in per_task]
     out = []
     for entry in table.values():
-        scores = [entry.get(t) for t in tasks]
-        entry["average"] = (round(float(np.mean(scores)), 2)
-                            if all(s is not None for s in scores) else None)
+        found = [entry[t] for t in tasks if entry.get(t) is not None]
+        entry["average"] = round(float(np.mean(found)), 2) if len(found) == len(tasks) else None
         # size and speed: median over tasks (the model's shape hardly depends on the task)
         entry["size_mb"] = round(float(np.median(entry.pop("sizes"))), 2)
         speeds = entry.pop("speeds")

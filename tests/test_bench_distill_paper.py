@@ -85,7 +85,7 @@ def _result(seed, teacher, small, distilled, little=(100, 90)):
     rows += [{"name": f"T={t}", "kind": "distilled", "temperature": t, "test_errors": e,
               "wall_s": 1.0, "gap_recovered": dp.gap_recovered(small, teacher, e)}
              for t, e in distilled.items()]
-    return {"config": {"seed": seed}, "n_train": 10, "n_test": 1000, "rows": rows,
+    return {"config": {"seed": seed, "small_data_fraction": 0.03}, "n_train": 10, "n_test": 1000, "rows": rows,
             "wall_s_total": 3.0, "environment": {"threads": 2},
             "summary": {"teacher_errors": teacher, "small_errors": small,
                         "little_data_hard_errors": little[0],
@@ -106,6 +106,33 @@ def test_combine_averages_the_seeds_and_picks_one_temperature():
     assert summary["best_gap_recovered_per_seed"] == pytest.approx([10 / 20, 9 / 10])
     assert table["seeds"] == [0, 1] and len(table["runs"]) == 2
     assert "mean test errors over 2 seeds" in dp.format_table(table)
+
+
+def test_combine_names_every_place_when_seeds_ran_on_different_devices():
+    gpu, cpu = _result(0, 80, 100, {8.0: 90}), _result(1, 90, 100, {8.0: 91})
+    gpu["environment"] = {"device": "NVIDIA H200", "threads": 4}
+    cpu["environment"] = {"device": "cpu", "threads": 2}
+    table = dp.combine([gpu, cpu])
+    assert table["environment"] == {"per_seed": {"0": gpu["environment"], "1": cpu["environment"]}}
+    summary = dp.format_summary(table)
+    assert "NVIDIA H200, 4 CPU thread(s) (seed 0); cpu, 2 CPU thread(s) (seed 1)" in summary
+    # one place: said once, as before
+    same = dp.combine([_result(0, 80, 100, {8.0: 90}), _result(1, 90, 100, {8.0: 91})])
+    assert same["environment"] == {"threads": 2}
+    assert "on cpu, 2 CPU thread(s)." in dp.format_summary(same)
+
+
+def test_dropout_zeroes_a_share_p_and_keeps_the_mean():
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000)
+    out = dp._dropout(x, 0.3)
+    zero = (out == 0).float().mean().item()
+    assert zero == pytest.approx(0.3, abs=0.005)
+    assert out.unique().tolist() == pytest.approx([0.0, 1 / 0.7])
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    # drawn from torch's generator: a seed repeats the mask
+    torch.manual_seed(0)
+    assert torch.equal(dp._dropout(x, 0.3), out)
 
 
 def _quick(tmp_path, *extra):

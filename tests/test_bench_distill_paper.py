@@ -85,7 +85,8 @@ def _result(seed, teacher, small, distilled, little=(100, 90)):
     rows += [{"name": f"T={t}", "kind": "distilled", "temperature": t, "test_errors": e,
               "wall_s": 1.0, "gap_recovered": dp.gap_recovered(small, teacher, e)}
              for t, e in distilled.items()]
-    return {"config": {"seed": seed, "small_data_fraction": 0.03}, "n_train": 10, "n_test": 1000, "rows": rows,
+    config = {"seed": seed, "small_data_fraction": 0.03, "alpha": 0.5, "dataset": "toy"}
+    return {"config": config, "n_train": 10, "n_test": 1000, "rows": rows,
             "wall_s_total": 3.0, "environment": {"threads": 2},
             "summary": {"teacher_errors": teacher, "small_errors": small,
                         "little_data_hard_errors": little[0],
@@ -106,6 +107,38 @@ def test_combine_averages_the_seeds_and_picks_one_temperature():
     assert summary["best_gap_recovered_per_seed"] == pytest.approx([10 / 20, 9 / 10])
     assert table["seeds"] == [0, 1] and len(table["runs"]) == 2
     assert "mean test errors over 2 seeds" in dp.format_table(table)
+
+
+def test_combine_keeps_rows_run_at_each_seeds_best_temperature_as_one_row(tmp_path):
+    results = []
+    for seed, best_t, little, swept in ((0, 8.0, 1515, 937), (1, 4.0, 1506, 941)):
+        result = _result(seed, 80, 100, {4.0: 90, 8.0: 90})
+        result["rows"] += [
+            {"name": "small, 3% data, hard labels", "kind": "little_data_hard",
+             "test_errors": 1800, "wall_s": 1.0},
+            {"name": f"small, 3% data, soft T={best_t:g}", "kind": "little_data_soft",
+             "temperature": best_t, "alpha": 0.5, "test_errors": little, "wall_s": 1.0},
+            {"name": f"distilled T={best_t:g} alpha=0.9", "kind": "alpha_sweep",
+             "temperature": best_t, "alpha": 0.9, "test_errors": swept, "wall_s": 1.0},
+        ]
+        results.append(result)
+    table = dp.combine(results)
+    rows = {r["kind"]: r for r in table["rows"]}
+    assert len(table["rows"]) == 2 + 2 + 3  # teacher, small, T=4, T=8, 3% hard, soft, sweep
+    soft, swept = rows["little_data_soft"], rows["alpha_sweep"]
+    assert soft["name"] == "small, 3% data, soft T=8 / 4"
+    assert soft["test_errors"] == 1510.5 and soft["test_errors_per_seed"] == [1515, 1506]
+    assert soft["temperature"] is None and soft["temperature_per_seed"] == [8.0, 4.0]
+    assert swept["name"] == "distilled T=8 / 4 alpha=0.9" and swept["test_errors"] == 939.0
+    assert swept["gap_recovered"] == pytest.approx((100 - 939) / (100 - 80))
+    # the same best T on every seed keeps its plain name and temperature
+    results[1]["rows"][-2]["temperature"] = 8.0
+    results[1]["rows"][-2]["name"] = "small, 3% data, soft T=8"
+    same = {r["kind"]: r for r in dp.combine(results)["rows"]}["little_data_soft"]
+    assert same["name"] == "small, 3% data, soft T=8" and same["temperature"] == 8.0
+    # and the plot copes with either
+    dp.save_plot(table, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 0
 
 
 def test_combine_names_every_place_when_seeds_ran_on_different_devices():

@@ -70,6 +70,18 @@ def test_training_side_by_side_equals_training_one_by_one(seeds):
     assert not torch.allclose(together[0], _net(1).eval()(images))
 
 
+def test_fused_and_default_adam_train_the_same_nets():
+    images, labels, _ = _data()
+    trained = []
+    for fused in (True, False):
+        spec = dp.TrainSpec(epochs=2, batch_size=32, lr=3e-3, fused_adam=fused)
+        net = dp.train(dp.StackedMLP([_net(1), _net(2)]), images, labels, spec,
+                       loss_fns=[dp.hard_label_loss] * 2, seeds=[0, 1])
+        trained.append(dp.logits_of(net, images))
+    torch.testing.assert_close(trained[0], trained[1], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(trained[0][0], _net(1).eval()(images))
+
+
 def test_stacked_nets_must_match():
     with pytest.raises(ValueError, match="make_mlp's shape and dropout"):
         dp.StackedMLP([_net(1), _net(2, dropout=0.3)])

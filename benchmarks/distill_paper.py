@@ -27,6 +27,10 @@ Usage (from the repository root)::
     python benchmarks/distill_paper.py --seeds 0,1,2 --resume  # train only the seeds the JSON lacks
     python benchmarks/distill_paper.py --quick       # sklearn's 8x8 digits, a few minutes
     python benchmarks/distill_paper.py --quick --epochs 1   # smoke run
+    # Choosing a recipe without the test set: 10,000 training images held out, the teacher's
+    # logits kept, so a second student recipe costs the students' time only.
+    python benchmarks/distill_paper.py --validation 10000 --teacher-cache ~/.cache/simtools/distill_paper
+    python benchmarks/distill_paper.py --validation 10000 --teacher-cache ~/.cache/simtools/distill_paper --student-epochs 90
 
 Fashion-MNIST comes from the Debian package ``dataset-fashion-mnist``
 (``apt-get install -y dataset-fashion-mnist``), read from ``/usr/share/datasets/fashion-mnist``.
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
+import hashlib
 import json
 import math
 import platform
@@ -58,6 +63,8 @@ from simtools.distill.losses import soft_target_loss
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 APT_HINT = "apt-get install -y dataset-fashion-mnist"
+#: The draw of the images that --validation holds out: fixed, so every seed sees the same split.
+VALIDATION_SEED = 20150309
 
 # Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network", section 3 and
 # table 3. MNIST errors are counts on its 10,000 test images; speech figures are frame accuracy.
@@ -161,6 +168,23 @@ def stratified_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch
         keep = max(1, round(fraction * len(members)))
         chosen.append(members[torch.randperm(len(members), generator=generator)[:keep]])
     return torch.sort(torch.cat(chosen)).values
+
+
+def hold_out(train_set: Split, n: int) -> tuple[Split, Split]:
+    """Split `n` class-balanced images off `train_set`: (the rest, the held-out ones).
+
+    The draw is fixed (:data:`VALIDATION_SEED`), so every seed and run sees the same split.
+    """
+    total = len(train_set.labels)
+    if not 0 < n < total:
+        raise SystemExit(f"error: --validation {n} must lie between 1 and {total - 1}")
+    held = stratified_subset(train_set.labels, n / total, VALIDATION_SEED)
+    keep = torch.ones(total, dtype=torch.bool)
+    keep[held] = False
+    return (
+        Split(train_set.images[keep], train_set.labels[keep]),
+        Split(train_set.images[held], train_set.labels[held]),
+    )
 
 
 def jitter(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -399,6 +423,8 @@ class Config:
     seed: int
     threads: int
     device: str
+    #: "test", or "validation" (held-out training images): see ``--validation``.
+    evaluated_on: str = "test"
 
 
 def _row(name: str, kind: str, errors: int, n_test: int, wall_s: float, **extra) -> dict:
@@ -421,13 +447,128 @@ def gap_recovered(small: int, teacher: int, distilled: int) -> float | None:
     return (small - distilled) / (small - teacher)
 
 
-def run(config: Config, train_set: Split, test_set: Split) -> dict:
+#: The Config fields that decide the teacher's logits; the rest only shape the students.
+_TEACHER_FIELDS = (
+    "dataset",
+    "evaluated_on",
+    "teacher_members",
+    "teacher_hidden",
+    "teacher_dropout",
+    "teacher_input_dropout",
+    "teacher_epochs",
+    "max_shift",
+    "batch_size",
+    "lr",
+    "seed",
+)
+
+
+def _fingerprint(*tensors: torch.Tensor) -> str:
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def teacher_cache_path(
+    cache_dir: Path, config: Config, x: torch.Tensor, y: torch.Tensor, eval_x: torch.Tensor
+) -> tuple[Path, dict]:
+    """Where the logits of `config`'s teacher on this data live, and what they were made from.
+
+    The name carries a hash of the teacher's settings and of the training and evaluation
+    images, so a teacher is reused only for the very data and recipe it was trained on.
+    """
+    meta = {field: getattr(config, field) for field in _TEACHER_FIELDS}
+    meta["data"] = _fingerprint(x, y, eval_x)
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir / f"teacher_seed{config.seed}_{key}.npz", meta
+
+
+def teacher_logits(
+    config: Config,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eval_x: torch.Tensor,
+    cache_dir: Path | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, float, str | None]:
+    """Each teacher member's logits on `x` and on `eval_x`, (k, n, 10) and (k, m, 10).
+
+    Also returns the seconds the teacher took to train and, when the logits came from
+    `cache_dir`, the file they came from (None when trained now). Members differ only by their
+    seed (initial weights, batch order, jitter). Trained logits are saved to `cache_dir` (an
+    ``.npz`` of plain arrays, written to a side file and renamed), so that experiments on the
+    students need not train the teacher again: about 40 minutes a seed on 2 CPU cores.
+    """
+    device = x.device
+    path = meta = None
+    if cache_dir is not None:
+        path, meta = teacher_cache_path(cache_dir, config, x, y, eval_x)
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as saved:
+                found = json.loads(str(saved["meta"]))
+                if found != meta:  # a hash collision, or a file written by hand
+                    raise SystemExit(f"error: {path} was saved for other settings: {found}")
+                train_logits = torch.from_numpy(saved["train"]).to(device)
+                eval_logits = torch.from_numpy(saved["eval"]).to(device)
+                wall_s = float(saved["wall_s"])
+            print(f"  teacher logits taken from {path}", file=sys.stderr, flush=True)
+            return train_logits, eval_logits, wall_s, str(path)
+    started = time.perf_counter()
+    members = config.teacher_members
+    nets = []
+    for member in range(members):
+        torch.manual_seed(config.seed + 100 + member)
+        nets.append(
+            make_mlp(
+                x[0].numel(),
+                config.teacher_hidden,
+                dropout=config.teacher_dropout,
+                input_dropout=config.teacher_input_dropout,
+            )
+        )
+    teacher = train(
+        StackedMLP(nets).to(device),
+        x,
+        y,
+        TrainSpec(
+            config.teacher_epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            max_shift=config.max_shift,
+        ),
+        loss_fns=[hard_label_loss] * members,
+        seeds=[config.seed + 200 + member for member in range(members)],
+    )
+    train_logits, eval_logits = logits_of(teacher, x), logits_of(teacher, eval_x)
+    wall_s = time.perf_counter() - started
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".tmp")
+        with open(partial, "wb") as handle:
+            np.savez(
+                handle,
+                train=train_logits.cpu().numpy(),
+                eval=eval_logits.cpu().numpy(),
+                wall_s=np.float64(wall_s),
+                meta=np.str_(json.dumps(meta)),
+            )
+        partial.replace(path)
+        print(f"  teacher logits saved to {path}", file=sys.stderr, flush=True)
+    return train_logits, eval_logits, wall_s, None
+
+
+def run(
+    config: Config, train_set: Split, test_set: Split, cache_dir: Path | None = None
+) -> dict:
     """Train every row of the table for one seed and return the results as a JSON-ready dict.
 
     Nets that train on the same images for the same epochs are trained side by side in one
     :class:`StackedMLP` (the teacher's members; the students): each keeps its own initial
     weights, batch order and loss, so the figures are those of nets trained one by one, and
-    the wall time of a group is shared evenly among its rows.
+    the wall time of a group is shared evenly among its rows. With `cache_dir`, the teacher's
+    logits are taken from there when a teacher of this configuration was saved on this data
+    (:func:`teacher_logits`), and saved there when it is trained.
     """
     torch.set_num_threads(config.threads)
     device = torch.device(config.device)
@@ -440,32 +581,10 @@ def run(config: Config, train_set: Split, test_set: Split) -> dict:
     rows: list[dict] = []
     started = time.perf_counter()
 
-    # Teacher: each member differs only by its seed (initial weights, batch order, jitter).
+    member_logits_train, member_logits_test, teacher_s, teacher_from = teacher_logits(
+        config, x, y, test_set.images, cache_dir
+    )
     members = config.teacher_members
-    nets = []
-    for member in range(members):
-        torch.manual_seed(config.seed + 100 + member)
-        nets.append(
-            make_mlp(
-                n_inputs,
-                config.teacher_hidden,
-                dropout=config.teacher_dropout,
-                input_dropout=config.teacher_input_dropout,
-            )
-        )
-    teacher = train(
-        StackedMLP(nets).to(device),
-        x,
-        y,
-        TrainSpec(config.teacher_epochs, max_shift=config.max_shift, **spec),
-        loss_fns=[hard_label_loss] * members,
-        seeds=[config.seed + 200 + member for member in range(members)],
-    )
-    member_logits_train, member_logits_test = (
-        logits_of(teacher, x),
-        logits_of(teacher, test_set.images),
-    )
-    teacher_s = time.perf_counter() - started
     if members > 1:
         for member in range(members):
             errors = count_errors(member_logits_test[member], test_set.labels)
@@ -482,7 +601,7 @@ def run(config: Config, train_set: Split, test_set: Split) -> dict:
     # geometric mean of the members' distributions, at every temperature.
     teacher_train = member_logits_train.mean(dim=0)
     teacher_test = member_logits_test.mean(dim=0)
-    del teacher, member_logits_train, member_logits_test
+    del member_logits_train, member_logits_test
     teacher_errors = count_errors(teacher_test, test_set.labels)
     regularisers = "dropout, jitter" if config.max_shift else "dropout"
     teacher_name = f"teacher (2x{config.teacher_hidden}, {regularisers})"
@@ -605,12 +724,19 @@ def run(config: Config, train_set: Split, test_set: Split) -> dict:
             "best_temperature": best["temperature"],
             "best_distilled_errors": best["test_errors"],
             "best_gap_recovered": best["gap_recovered"],
-            "best_temperature_chosen_on": "test set, as the paper's table does",
+            "best_temperature_chosen_on": (
+                "test set, as the paper's table does"
+                if config.evaluated_on == "test"
+                else f"{config.evaluated_on} set"
+            ),
             "little_data_hard_errors": little_hard["test_errors"],
             "little_data_soft_errors": little_soft["test_errors"],
         },
         "paper": PAPER,
         "wall_s_total": round(time.perf_counter() - started, 1),
+        # Set when the teacher was not trained in this run: wall_s_total then leaves it out, and
+        # the teacher rows carry the seconds it took when it was trained.
+        "teacher_logits_from": teacher_from,
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -678,6 +804,8 @@ def combine(results: list[dict]) -> dict:
     def mean_of(key: str) -> float:
         return round(sum(r["summary"][key] for r in results) / len(results), 1)
 
+    on_test = results[0]["config"].get("evaluated_on", "test") == "test"
+
     return {
         "benchmark": "distill_paper",
         "config": {**results[0]["config"], "seed": None, "seeds": seeds},
@@ -692,7 +820,10 @@ def combine(results: list[dict]) -> dict:
             "best_distilled_errors": best["test_errors"],
             "best_gap_recovered": best["gap_recovered"],
             "best_gap_recovered_per_seed": per_seed_gap,
-            "best_temperature_chosen_on": "test set (mean over the seeds), as the paper's table does",
+            "best_temperature_chosen_on": (
+                f"{results[0]['config'].get('evaluated_on', 'test')} set (mean over the seeds)"
+                + (", as the paper's table does" if on_test else "")
+            ),
             "little_data_hard_errors": mean_of("little_data_hard_errors"),
             "little_data_soft_errors": mean_of("little_data_soft_errors"),
         },
@@ -723,9 +854,10 @@ def format_table(result: dict) -> str:
     anchors = PAPER["mnist_test_errors"]
     paper_for = {"teacher": str(anchors["teacher"]), "small": str(anchors["small"])}
     seeds = result.get("seeds")
-    errors = f"mean test errors over {len(seeds)} seeds" if seeds else "test errors"
+    on = result["config"].get("evaluated_on", "test")
+    errors = f"mean {on} errors over {len(seeds)} seeds" if seeds else f"{on} errors"
     lines = [
-        f"| model | {errors} (of {result['n_test']:,}) | test error % | gap recovered "
+        f"| model | {errors} (of {result['n_test']:,}) | {on} error % | gap recovered "
         "| paper (MNIST errors of 10,000) | wall s |"
         + (f" seeds {', '.join(map(str, seeds))} |" if seeds else ""),
         "| --- | ---: | ---: | ---: | --- | ---: |" + (" --- |" if seeds else ""),
@@ -778,8 +910,23 @@ def format_summary(result: dict) -> str:
             f"soft targets {s['little_data_soft_errors']} errors "
             f"(paper, speech, frame accuracy: hard {100 * speech['hard_labels']:.1f}%, "
             f"soft {100 * speech['soft_targets']:.1f}%).",
-            f"Total wall time {result['wall_s_total']:.0f} s on {_where(result)}.",
+            f"Total wall time {result['wall_s_total']:.0f} s on {_where(result)}."
+            + _cached_note(result),
         ]
+    )
+
+
+def _cached_note(result: dict) -> str:
+    cached = [
+        run_["config"]["seed"]
+        for run_ in result.get("runs", [result])
+        if run_.get("teacher_logits_from")
+    ]
+    if not cached:
+        return ""
+    return (
+        f" Teacher logits of seed(s) {', '.join(map(str, cached))} came from --teacher-cache: "
+        "the total leaves out their training, which the teacher rows' wall times give."
     )
 
 
@@ -842,7 +989,8 @@ def save_plot(result: dict, path: Path) -> None:
     ax.set_xticks(temps)
     ax.set_xticklabels([f"{t:g}" for t in temps])
     ax.set_xlabel("temperature T")
-    ax.set_ylabel(f"test error % (of {result['n_test']:,})")
+    on = result["config"].get("evaluated_on", "test")
+    ax.set_ylabel(f"{on} error % (of {result['n_test']:,})")
     seeds = result.get("seeds")
     over = f", mean of {len(seeds)} seeds" if seeds else ""
     ax.set_title(f"Soft targets on {result['config']['dataset']}{over}")
@@ -857,7 +1005,7 @@ def save_plot(result: dict, path: Path) -> None:
     ax_little.set_title(
         f"small net on {100 * result['config']['small_data_fraction']:g}% of the training data"
     )
-    ax_little.set_ylabel("test error %")
+    ax_little.set_ylabel(f"{on} error %")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -955,6 +1103,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="take the seeds that the --output JSON already holds from it (their configuration "
         "must match) and train only the others: a run cut short goes on where it stopped",
     )
+    parser.add_argument(
+        "--validation",
+        type=int,
+        default=0,
+        metavar="N",
+        help="hold out N training images (a fixed class-balanced draw, the same for every seed) "
+        "and report errors on them instead of on the test set: for choosing a recipe without "
+        "looking at the test set. Writes distill_paper_val.json by default",
+    )
+    parser.add_argument(
+        "--teacher-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="save each seed's teacher logits in DIR, and take them from there when a teacher "
+        "of the same settings was trained on the same data: student experiments then skip "
+        "the teacher's ~40 min a seed on 2 cores",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--device",
@@ -984,6 +1150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             )
     if not args.temperatures or any(t <= 0 for t in args.temperatures):
         parser.error(f"--temperatures must be positive numbers, got {args.temperatures}")
+    if args.validation < 0:
+        parser.error(f"--validation must be 0 or more images, got {args.validation}")
     if not 0.0 < args.small_data_fraction <= 1.0:
         parser.error(f"--small-data-fraction must lie in (0, 1], got {args.small_data_fraction}")
     return args
@@ -991,6 +1159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 #: Config fields that say where a run ran, not what it trained: a resumed run may differ in them.
 _PLACE_FIELDS = ("seed", "threads", "device")
+#: Config fields added after runs were saved, with the value those runs had.
+_ADDED_FIELDS = {"evaluated_on": "test"}
 
 
 def finished_runs(path: Path, config: Config) -> dict[int, dict]:
@@ -1005,10 +1175,11 @@ def finished_runs(path: Path, config: Config) -> dict[int, dict]:
     wanted = json.loads(json.dumps(dataclasses.asdict(config)))
     done: dict[int, dict] = {}
     for run_ in saved.get("runs", [saved]):
+        found = {**_ADDED_FIELDS, **run_["config"]}
         differ = sorted(
             key
-            for key in set(wanted) | set(run_["config"])
-            if key not in _PLACE_FIELDS and wanted.get(key) != run_["config"].get(key)
+            for key in set(wanted) | set(found)
+            if key not in _PLACE_FIELDS and wanted.get(key) != found.get(key)
         )
         if differ:
             raise SystemExit(
@@ -1052,6 +1223,8 @@ def main(argv: list[str] | None = None) -> int:
         # (benchmarks/results/distill_paper_other_runs.log).
         dataset, max_shift, teacher_epochs, student_epochs = "Fashion-MNIST", 0, 60, 30
         members, input_dropout = 4, 0.1
+    if args.validation:
+        train_set, test_set = hold_out(train_set, args.validation)
     max_shift = max_shift if args.max_shift is None else args.max_shift
     members = args.teacher_members or members
     teacher_epochs = args.teacher_epochs or args.epochs or teacher_epochs
@@ -1080,14 +1253,16 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seeds[0],
         threads=args.threads,
         device=_pick_device(args.device),
+        evaluated_on="validation" if args.validation else "test",
     )
     print(
-        f"{dataset}: {len(train_set.labels)} train, {len(test_set.labels)} test; "
+        f"{dataset}: {len(train_set.labels)} train, {len(test_set.labels)} "
+        f"{config.evaluated_on}; "
         f"teacher {teacher_epochs} epochs, students {student_epochs} epochs",
         file=sys.stderr,
         flush=True,
     )
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + ("_val" if args.validation else "")
     json_path = args.output or RESULTS_DIR / f"distill_paper{suffix}.json"
     plot_path = json_path.with_suffix(".png")
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -1119,7 +1294,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if len(args.seeds) > 1:
             print(f"seed {seed}", file=sys.stderr, flush=True)
-        by_seed[seed] = run(dataclasses.replace(config, seed=seed), train_set, test_set)
+        by_seed[seed] = run(
+            dataclasses.replace(config, seed=seed), train_set, test_set, args.teacher_cache
+        )
         publish()
     result = publish()
     print(format_table(result))

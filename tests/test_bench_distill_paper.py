@@ -203,3 +203,85 @@ def test_resume_takes_finished_seeds_from_the_json_and_trains_the_rest(tmp_path,
     with pytest.raises(SystemExit, match="other settings .*temperatures"):
         dp.main([*_quick(tmp_path, "--seeds", "0,1", "--resume"), "--temperatures", "4"])
     assert json.loads((tmp_path / "run.json").read_text()) == both
+
+
+def test_resume_reads_runs_saved_before_evaluated_on_existed(tmp_path):
+    import json
+
+    assert dp.main(_quick(tmp_path, "--seeds", "0")) == 0
+    saved = json.loads((tmp_path / "run.json").read_text())
+    del saved["config"]["evaluated_on"]  # as the committed runs were written
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    config = dp.Config(**{**saved["config"], "evaluated_on": "test"})
+    assert list(dp.finished_runs(tmp_path / "run.json", config)) == [0]
+    # but a validation run never resumes into a test-set table
+    with pytest.raises(SystemExit, match="other settings .*evaluated_on"):
+        dp.finished_runs(
+            tmp_path / "run.json", dp.Config(**{**saved["config"], "evaluated_on": "validation"})
+        )
+
+
+def test_hold_out_is_class_balanced_fixed_and_disjoint():
+    images = torch.arange(200, dtype=torch.float32).reshape(200, 1, 1).expand(200, 2, 2)
+    labels = torch.arange(200) % 10
+    rest, held = dp.hold_out(dp.Split(images, labels), 50)
+    assert len(held.labels) == 50 and len(rest.labels) == 150
+    assert torch.bincount(held.labels).tolist() == [5] * 10
+    ids_rest, ids_held = set(rest.images[:, 0, 0].tolist()), set(held.images[:, 0, 0].tolist())
+    assert not ids_rest & ids_held and len(ids_rest | ids_held) == 200
+    again = dp.hold_out(dp.Split(images, labels), 50)[1]
+    assert torch.equal(again.images, held.images)  # the same draw on every call
+    with pytest.raises(SystemExit, match="--validation 200"):
+        dp.hold_out(dp.Split(images, labels), 200)
+
+
+def _teacher_config(**changes):
+    config = dict(
+        dataset="toy", teacher_members=2, teacher_hidden=8, teacher_dropout=0.3,
+        teacher_input_dropout=0.0, teacher_epochs=2, student_hidden=12, student_epochs=2,
+        temperatures=[4.0], alpha=0.5, alpha_sweep=[], max_shift=0, small_data_fraction=0.5,
+        small_data_epochs=2, small_data_temperature=None, batch_size=32, lr=1e-3, seed=0,
+        threads=1, device="cpu",
+    )
+    return dp.Config(**{**config, **changes})
+
+
+def test_teacher_cache_reuses_logits_only_for_the_same_teacher_and_data(tmp_path, capsys):
+    images, labels, _ = _data()
+    eval_images = images[:20]
+    trained = dp.teacher_logits(_teacher_config(), images, labels, eval_images, tmp_path)
+    assert trained[3] is None and trained[0].shape == (2, 90, 10)
+    assert trained[1].shape == (2, 20, 10)
+    assert [p.name for p in tmp_path.iterdir()] == [dp.teacher_cache_path(
+        tmp_path, _teacher_config(), images, labels, eval_images)[0].name]  # no side file left
+    # student settings and the place it runs do not touch the teacher: taken from the file
+    taken = dp.teacher_logits(
+        _teacher_config(student_epochs=9, temperatures=[1.0], threads=2),
+        images, labels, eval_images, tmp_path,
+    )
+    assert taken[3] is not None and "taken from" in capsys.readouterr().err
+    torch.testing.assert_close(taken[0], trained[0], rtol=0, atol=0)
+    torch.testing.assert_close(taken[1], trained[1], rtol=0, atol=0)
+    assert taken[2] == pytest.approx(trained[2])  # the seconds it took to train, kept
+    # another teacher recipe, seed or data trains a new teacher
+    for config, data in [
+        (_teacher_config(teacher_epochs=3), (images, labels, eval_images)),
+        (_teacher_config(seed=1), (images, labels, eval_images)),
+        (_teacher_config(), (images, labels, images[:21])),
+        (_teacher_config(), (images, (labels + 1) % 10, eval_images)),
+    ]:
+        assert dp.teacher_logits(config, *data, tmp_path)[3] is None
+    assert len(list(tmp_path.glob("*.npz"))) == 5
+
+
+def test_a_run_with_a_cached_teacher_gives_the_same_table(tmp_path, capsys):
+    import json
+
+    cache = ["--teacher-cache", str(tmp_path / "cache")]
+    assert dp.main([*_quick(tmp_path, "--seeds", "0"), *cache]) == 0
+    first = json.loads((tmp_path / "run.json").read_text())
+    assert dp.main([*_quick(tmp_path, "--seeds", "0"), *cache]) == 0
+    again = json.loads((tmp_path / "run.json").read_text())
+    assert first["teacher_logits_from"] is None and again["teacher_logits_from"]
+    assert [r["test_errors"] for r in again["rows"]] == [r["test_errors"] for r in first["rows"]]
+    assert "came from --teacher-cache" in capsys.readouterr().out

@@ -2,8 +2,8 @@
 
 Shaped after FAISS's ``contrib`` (a dataset answers ``get_queries``, ``get_database`` and
 ``get_groundtruth(k)``). Every benchmark runs all its competitors in one process and one run and
-reports ratios, so figures from different machines stay comparable. Benchmarks may print; this
-module is never imported by the tests or the library.
+reports ratios, so figures from different machines stay comparable. Benchmarks may print; the
+library never imports this module (the tests do, to check the README against the results).
 """
 
 from __future__ import annotations
@@ -228,6 +228,34 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
     sys.stdout.flush()
+
+
+def markdown_cell(value: Any) -> str:
+    """One cell of a README table: floats as given (round them first), 1,000 and up with
+    thousands separators and no decimals, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):,.0f}" if abs(value) >= 1000 else str(float(value))
+    return str(value)
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table, the form in which the README quotes a benchmark's results.
+
+    Each script prints its tables this way after a run and builds them from its JSON with the
+    same code, so ``tests/test_readme_results.py`` can check that the README quotes them exactly.
+    """
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        if len(row) != len(columns):
+            raise ValueError(f"a row of {len(row)} cells under {len(columns)} columns")
+        lines.append("| " + " | ".join(markdown_cell(v) for v in row) + " |")
+    return "\n".join(lines)
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:

@@ -40,12 +40,13 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa: E402
+from benchmarks._harness import RESULTS, markdown_table, parser, print_table, write_json  # noqa: E402
 from benchmarks._tweeteval import (  # noqa: E402
     METRIC_NAMES,
     TASKS,
@@ -156,6 +157,27 @@ def plot(per_task: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def _seed_range(seeds: list[int]) -> str:
+    contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    return f"seeds {seeds[0]}-{seeds[-1]}" if contiguous and len(seeds) > 2 else \
+        "seed" + ("s " if len(seeds) > 1 else " ") + ", ".join(map(str, seeds))
+
+
+def readme_table(payload: dict[str, Any]) -> str:
+    """The results table as the README quotes it, built from the JSON this script writes."""
+    seeds = _seed_range(payload["per_task"][0]["seeds"])
+    rows = []
+    for r, t in zip(payload["per_task"], payload["table"], strict=True):
+        rows.append([r["task"], r.get("n_scored", r["n_val"]),
+                     " / ".join(f"{x:.2f}" for x in r["none"]), f"{r['none_mean']:.2f}",
+                     " / ".join(f"{x:.2f}" for x in r["default"]), f"{r['default_mean']:.2f}",
+                     f"{t['difference']:+.2f}", t["seeds won"], t["95% interval"],
+                     t["resamples ahead"]])
+    return markdown_table(["task", "tweets scored", f"hard labels, {seeds}", "mean",
+                           f"distilled (default), {seeds}", "mean", "difference", "seeds won",
+                           "95% interval", "resamples ahead"], rows)
+
+
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of TweetEval tasks")
@@ -206,9 +228,10 @@ def main() -> None:
     scored_on = per_task[0]["scored_on"]
     print_table(table, list(table[0]), title="hard-label vs default distilled student, "
                                               f"official metric x100 ({scored_on})")
+    payload = {"command": " ".join(["python", *sys.argv]), "per_task": per_task, "table": table}
+    print(f"\nFor the README:\n{readme_table(payload)}")
     if not args.no_json:
-        write_json(name, {"command": " ".join(["python", *sys.argv]), "per_task": per_task,
-                          "table": table})
+        write_json(name, payload)
         plot(per_task, RESULTS / f"{name}.png")
 
 

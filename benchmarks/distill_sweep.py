@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa: E402
+from benchmarks._harness import RESULTS, markdown_table, parser, print_table, write_json  # noqa: E402
 from benchmarks._tweeteval import METRIC_NAMES, TASKS, load_task, save_figure, size_defaults  # noqa: E402
 
 logger = logging.getLogger("distill_sweep")
@@ -135,6 +135,28 @@ def plot(results: list[dict[str, Any]], summary: dict[str, Any], path: Path, tit
     save_figure(fig, path)
 
 
+def _grid(temperatures: list[float], alphas: list[float], scores: Any) -> str:
+    return markdown_table(["T", *[f"alpha={a}" for a in alphas]],
+                          [[f"{t:g}", *(round(100 * scores[i][j], 2) for j in range(len(alphas)))]
+                           for i, t in enumerate(temperatures)])
+
+
+def readme_tables(payload: dict[str, Any]) -> str:
+    """The sweep's tables as the README quotes them (one per task, then the mean over the
+    tasks), built from the JSON this script writes."""
+    temperatures, alphas = payload["temperatures"], payload["alphas"]
+    blocks = []
+    for r in payload["tasks"]:
+        hard = r["hard_label_scores"]
+        blocks.append(f"{r['task']} ({r['metric']} x100; teacher ensemble "
+                      f"{100 * r['teacher_score']:.2f}; hard labels only, mean of {len(hard)} "
+                      f"seeds: {100 * float(np.mean(hard)):.2f})\n\n"
+                      + _grid(temperatures, alphas, r["mean"]))
+    blocks.append(f"mean over the {len(payload['tasks'])} tasks\n\n"
+                  + _grid(temperatures, alphas, payload["summary"]["mean_over_tasks"]))
+    return "\n\n".join(blocks)
+
+
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--tasks", default="emotion,irony")
@@ -181,12 +203,13 @@ def main() -> None:
         f"the sweep favours T={b['temperature']:g}, alpha={b['alpha']} over the default")
     print(verdict)
     summary["verdict"] = verdict
+    payload = {"mode": mode, "command": " ".join(["python", *sys.argv]), "settings": vars(args),
+               "temperatures": TEMPERATURES, "alphas": ALPHAS, "tasks": results,
+               "summary": summary, "seconds": round(time.perf_counter() - started, 1)}
+    print(f"\nFor the README:\n{readme_tables(payload)}")
     if not args.no_json:
         name = "distill_sweep_quick" if quick else "distill_sweep"
-        write_json(name, {"mode": mode, "command": " ".join(["python", *sys.argv]),
-                          "settings": vars(args), "temperatures": TEMPERATURES, "alphas": ALPHAS,
-                          "tasks": results, "summary": summary,
-                          "seconds": round(time.perf_counter() - started, 1)})
+        write_json(name, payload)
         plot(results, summary, RESULTS / f"{name}.png",
              f"distillation sweep ({mode}, mean of {args.seeds} seed(s))")
 

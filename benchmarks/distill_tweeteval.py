@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import RESULTS, parser, print_table, write_json  # noqa: E402
+from benchmarks._harness import RESULTS, markdown_table, parser, print_table, write_json  # noqa: E402
 from benchmarks._tweeteval import (  # noqa: E402
     METRIC_NAMES,
     PAPER_TEST,
@@ -412,6 +412,15 @@ def plot(table: list[dict[str, Any]], tasks: list[str], path: Path, title: str) 
     save_figure(fig, path)
 
 
+def readme_table(payload: dict[str, Any]) -> str:
+    """The results table as the README quotes it, built from the JSON this script writes."""
+    tasks = list(payload["metrics"])
+    return markdown_table(
+        ["row", *tasks, "average", "size (MB)", "texts/s"],
+        [[r["row"], *(r[t] for t in tasks), r["average"], r.get("size_mb"), r.get("texts_per_s")]
+         for r in payload["table"]])
+
+
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of TweetEval tasks")
@@ -468,6 +477,7 @@ def main() -> None:
                "metrics": {t: METRIC_NAMES[t] for t in tasks}, "table": table,
                "targets": targets, "per_task": per_task,
                "cpu_threads": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1)}
+    print(f"\nFor the README:\n{readme_table(payload)}")
     if not args.no_json:
         write_json(name, payload)
         plot(table, tasks, RESULTS / f"{name}.png",

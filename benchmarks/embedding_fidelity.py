@@ -36,7 +36,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import RESULTS, SHARED, parser, print_table, write_json  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    SHARED,
+    markdown_table,
+    parser,
+    print_table,
+    write_json,
+)
 from benchmarks._tweeteval import TASKS, load_task, save_figure, size_defaults  # noqa: E402
 
 logger = logging.getLogger("embedding_fidelity")
@@ -258,6 +265,27 @@ def plot(recall_rows: list[dict], lee_rows: list[dict], speed: dict, path: Path,
     save_figure(fig, path)
 
 
+def readme_tables(payload: dict[str, Any]) -> str:
+    """The three tables as the README quotes them ((a) recall@10, (b) Lee, (c) the index
+    build), built from the JSON this script writes."""
+    speed = payload["index_build"]
+    return "\n\n".join([
+        markdown_table(["encoder", "recall@10"],
+                       [[r["encoder"], round(r["recall_at_10"], 3)]
+                        for r in payload["recall_at_10"]]),
+        markdown_table(["encoder", "Pearson r", "Spearman rho"],
+                       [[r["encoder"], round(r["pearson_r"], 3), round(r["spearman_rho"], 3)]
+                        for r in payload["lee"]]),
+        markdown_table(["encoder", "seconds", "texts/s", "dim", "vectors (MB)"], [
+            ["student", round(speed["student_seconds"], 2),
+             round(speed["student_texts_per_s"], 1), speed["student_dim"],
+             speed["index_mb"]["student"]],
+            [f"teacher MiniLM ({speed['teacher_sample']} texts timed, extrapolated)",
+             round(speed["teacher_seconds"], 2), round(speed["teacher_texts_per_s"], 1), 384,
+             speed["index_mb"]["teacher"]]]),
+    ])
+
+
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--max-train", type=int, default=None, help="per task; default 1000, quick 600")
@@ -347,13 +375,14 @@ def main() -> None:
     print(f"student builds the index {speed['speedup']:,.0f}x faster")
 
     mode = "quick" if quick else "full"
+    payload = {"mode": mode, "command": " ".join(["python", *sys.argv]), "settings": vars(args),
+               "n_train": len(train_texts), "n_held_out": len(held_out),
+               "recall_at_10": recall_rows, "lee": lee_rows, "index_build": speed,
+               "seconds": round(time.perf_counter() - started, 1)}
+    print(f"\nFor the README:\n{readme_tables(payload)}")
     if not args.no_json:
         name = "embedding_fidelity_quick" if quick else "embedding_fidelity"
-        write_json(name, {"mode": mode, "command": " ".join(["python", *sys.argv]),
-                          "settings": vars(args), "n_train": len(train_texts),
-                          "n_held_out": len(held_out), "recall_at_10": recall_rows,
-                          "lee": lee_rows, "index_build": speed,
-                          "seconds": round(time.perf_counter() - started, 1)})
+        write_json(name, payload)
         plot(recall_rows, lee_rows, speed, RESULTS / f"{name}.png",
              f"embedding fidelity ({mode}): student against teacher (MiniLM)")
 

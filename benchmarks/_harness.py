@@ -240,7 +240,8 @@ def markdown_cell(value: Any) -> str:
     if isinstance(value, int | np.integer):
         return f"{int(value):,}"
     if isinstance(value, float | np.floating):
-        return f"{float(value):,.0f}" if abs(value) >= 1000 else str(float(value))
+        number = float(value)
+        return f"{number:,.0f}" if abs(number) >= 1000 else str(number)
     return str(value)
 
 

@@ -27,8 +27,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 QUOTED: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("distill_paper", distill_paper.format_table),
     ("distill_paper", distill_paper.format_summary),
-    ("distill_paper_e90", distill_paper.format_table),
-    ("distill_paper_e90", distill_paper.format_summary),
+    ("distill_paper_e30", distill_paper.format_table),
+    ("distill_paper_e30", distill_paper.format_summary),
     ("distill_tweeteval", distill_tweeteval.readme_table),
     ("distill_seeds", distill_seeds.readme_table),
     ("distill_seeds_cv5", distill_seeds.readme_table),

@@ -560,9 +560,7 @@ def teacher_logits(
     return train_logits, eval_logits, wall_s, None
 
 
-def run(
-    config: Config, train_set: Split, test_set: Split, cache_dir: Path | None = None
-) -> dict:
+def run(config: Config, train_set: Split, test_set: Split, cache_dir: Path | None = None) -> dict:
     """Train every row of the table for one seed and return the results as a JSON-ready dict.
 
     Nets that train on the same images for the same epochs are trained side by side in one

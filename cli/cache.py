@@ -1,4 +1,4 @@
-"""``simtools cache``: list and clear the teacher cache (embeddings and ensemble outputs)."""
+"""``simtools cache``: list, compact and clear the teacher cache (embeddings and ensemble outputs)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import emit_json, friendly_errors
+from .common import emit_json, friendly_errors, progress
 
 __all__ = ["cache_group"]
 
@@ -26,7 +26,7 @@ def _age(modified: float) -> str:
     return f"{days:.1f} d" if days >= 1 else f"{days * 24:.1f} h"
 
 
-@click.group("cache", short_help="List and clear the teacher cache of embeddings and outputs.")
+@click.group("cache", short_help="List, compact and clear the teacher cache of embeddings and outputs.")
 def cache_group() -> None:
     """The teacher cache: every text's teacher embedding and ensemble output, kept on disk.
 
@@ -37,6 +37,7 @@ def cache_group() -> None:
     \b
     Examples:
       simtools cache info
+      simtools cache compact                    # one shard per store, every row kept
       simtools cache clear --fitted --yes       # the fitted ensembles' stores only
       simtools cache clear --all --dry-run
     """
@@ -63,6 +64,65 @@ def info_command(cache_dir: Path | None, as_json: bool) -> None:
     for s in stores:
         click.echo(f"  {s.name}  {s.model_id or '(unreadable index)'}  {s.rows:,} rows x "
                    f"{s.dim}  {s.shards} shard(s)  {_size(s.bytes)}  {_age(s.modified)} old")
+
+
+@cache_group.command("compact")
+@click.argument("stores", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Say which stores would be compacted; change nothing.")
+@_CACHE_DIR
+@_JSON
+@friendly_errors
+def compact_command(stores: tuple[str, ...], dry_run: bool, cache_dir: Path | None,
+                    as_json: bool) -> None:
+    """Merge each store's shards into one: every row is kept, the files shrink to two.
+
+    Every append to a store writes a new shard, so a store filled over many runs holds
+    hundreds of files, and a lookup maps each shard it reads. Compacting rewrites the rows
+    into one shard; the new files are complete before the index names them and the old ones
+    are deleted last, so an interrupted compaction loses nothing. STORES are names from
+    `simtools cache info`; without any, every store with more than one shard is compacted.
+    """
+    from simtools.distill.cache import TeacherCache
+
+    cache = TeacherCache(cache_dir)
+    known = cache.stores()
+    unknown = sorted(set(stores) - {s.name for s in known})
+    if unknown:
+        raise click.UsageError(f"{', '.join(unknown)}: not a store under {cache.root}; "
+                               "`simtools cache info` lists them")
+    chosen = [s for s in known if s.name in stores] if stores else [s for s in known if s.shards > 1]
+    if dry_run or not chosen:
+        if as_json:
+            emit_json({"compacted": [], "would_compact": [s.name for s in chosen],
+                       "shards": sum(s.shards for s in chosen)})
+        elif chosen:
+            click.echo(f"would compact: {len(chosen)} store(s), "
+                       f"{sum(s.shards for s in chosen):,} shard(s) -> {len(chosen)}")
+            for s in chosen:
+                click.echo(f"  {s.name}  {s.model_id}  {s.shards} shard(s)")
+        else:
+            click.echo("nothing to compact: every store has one shard")
+        return
+    results = []
+    for store in (chosen if as_json else progress(chosen, label="compacting")):
+        results.extend(cache.compact([store.name]))
+    before = sum(b.bytes for b, _ in results)
+    after = sum(a.bytes for _, a in results)
+    if as_json:
+        emit_json({"compacted": [{"name": b.name, "rows": a.rows, "shards_before": b.shards,
+                                  "shards_after": a.shards, "bytes_before": b.bytes,
+                                  "bytes_after": a.bytes} for b, a in results],
+                   "bytes_before": before, "bytes_after": after})
+        return
+    click.echo(f"compacted {len(results)} store(s): {sum(b.shards for b, _ in results):,} "
+               f"shard(s) -> {sum(a.shards for _, a in results):,}, "
+               f"{_size(before)} -> {_size(after)}")
+    for b, a in results:
+        if not b.model_id:
+            click.echo(f"  {b.name}: skipped, its index cannot be read (it is rebuilt on next use)")
+        elif a.rows < b.rows:
+            click.echo(f"  {b.name}: {b.rows - a.rows:,} row(s) in unreadable shards dropped; "
+                       "they are computed again when next needed")
 
 
 @cache_group.command("clear")

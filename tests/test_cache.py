@@ -153,3 +153,133 @@ def test_default_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
     assert TeacherCache().root == tmp_path / "c"
     monkeypatch.delenv("SIMTOOLS_CACHE_DIR")
     assert default_cache_dir().parts[-3:] == (".cache", "simtools", "teacher")
+
+
+def _filled(tmp_path, model: Counting) -> TeacherCache:
+    """A store of six texts written by three appends: three shards."""
+    cache = TeacherCache(tmp_path)
+    for part in (["a", "bb"], ["ccc", "a d"], ["eeeee", "aaaa"]):
+        cache.get_or_compute("m", part, model)
+    return cache
+
+
+def _shard_files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".npy", ".keys.json")))
+
+
+TEXTS = ["a", "bb", "ccc", "a d", "eeeee", "aaaa"]
+
+
+def _assert_all_cached(tmp_path, model: Counting) -> None:
+    """A new process finds every text of TEXTS, with the rows the model gives."""
+    rows, found = TeacherCache(tmp_path).get("m", TEXTS)
+    assert found.all()
+    np.testing.assert_array_equal(rows, model(TEXTS))
+
+
+def test_compact_keeps_every_row_in_one_shard(tmp_path) -> None:
+    model = Counting()
+    cache = _filled(tmp_path, model)
+    folder = store_folder(cache, "m")
+    assert len(_shard_files(folder)) == 6
+    ((before, after),) = cache.compact([folder.name])
+    assert (before.shards, before.rows) == (3, 6) and (after.shards, after.rows) == (1, 6)
+    assert len(_shard_files(folder)) == 2
+    for fresh in (cache, TeacherCache(tmp_path)):  # the open store and a new process
+        rows, found = fresh.get("m", TEXTS[::-1])
+        assert found.all()
+        np.testing.assert_array_equal(rows, model(TEXTS[::-1]))
+    calls = len(model.calls)
+    cache.get_or_compute("m", ["new", "a"], model)  # appends after a compaction still work
+    assert model.calls[calls:] == [["new"]]
+    assert TeacherCache(tmp_path).count("m") == 7
+    ((again, _),) = cache.compact([folder.name])
+    assert again.shards == 2 and len(_shard_files(folder)) == 2
+
+
+def test_compact_removes_stray_files_and_skips_a_compact_store(tmp_path) -> None:
+    model = Counting()
+    cache = TeacherCache(tmp_path)
+    cache.get_or_compute("m", TEXTS, model)
+    folder = store_folder(cache, "m")
+    files = _shard_files(folder)
+    cache.compact([folder.name])
+    assert _shard_files(folder) == files  # one shard already: nothing rewritten
+    # what a killed compaction or write leaves: an unindexed shard and a temporary file
+    np.save(folder / "00009-deadbeef.npy", np.ones((1, 3), np.float32))
+    (folder / "00009-deadbeef.keys.json").write_text('["k"]')
+    (folder / ".index.json.x1y2.tmp").write_text("partial")
+    cache.compact([folder.name])
+    assert len(_shard_files(folder)) == 2 and not list(folder.glob(".*.tmp"))
+    assert "00009-deadbeef.npy" not in _shard_files(folder)
+    _assert_all_cached(tmp_path, model)
+
+
+def test_a_crash_during_compaction_loses_nothing(tmp_path, monkeypatch) -> None:
+    import simtools.distill.cache as cache_module
+
+    model = Counting()
+    cache = _filled(tmp_path, model)
+    folder = store_folder(cache, "m")
+    real = cache_module._atomic_write_bytes
+
+    def dies_on_the_index(path, data):
+        if path.name == "index.json":
+            raise KeyboardInterrupt("killed")
+        real(path, data)
+
+    monkeypatch.setattr(cache_module, "_atomic_write_bytes", dies_on_the_index)
+    with pytest.raises(KeyboardInterrupt):
+        cache.compact([folder.name])
+    monkeypatch.undo()
+    assert len(_shard_files(folder)) == 8  # the old shards, and the new one not yet indexed
+    _assert_all_cached(tmp_path, model)
+    TeacherCache(tmp_path).compact([folder.name])  # a second run finishes the job
+    assert len(_shard_files(folder)) == 2
+    assert TeacherCache(tmp_path).get("m", TEXTS)[1].all()
+
+
+def test_a_reader_with_the_old_index_finds_the_compacted_rows(tmp_path) -> None:
+    model = Counting()
+    writer = _filled(tmp_path, model)
+    reader = TeacherCache(tmp_path)
+    assert reader.count("m") == 6  # the reader holds the index of three shards, none mapped
+    writer.compact([store_folder(writer, "m").name])
+    store = reader._store("m")
+    real_reload, calls = store.reload, []
+
+    def late_reload(**kwargs):  # the first reload sees the old index, as if the compaction
+        calls.append(kwargs)    # ran just after it; later ones read the disk
+        if len(calls) > 1:
+            real_reload(**kwargs)
+
+    store.reload = late_reload
+    rows, found = store.lookup([text_key("m", t) for t in TEXTS])
+    assert len(calls) == 2  # looked again after the index changed under it
+    assert found.all()
+    np.testing.assert_array_equal(rows, model(TEXTS))
+
+
+def test_compact_drops_only_unreadable_rows(tmp_path, caplog) -> None:
+    model = Counting()
+    cache = _filled(tmp_path, model)
+    folder = store_folder(cache, "m")
+    index = json.loads((folder / "index.json").read_text())
+    broken = index["keys"][text_key("m", "ccc")][0]
+    (folder / f"{broken}.npy").write_bytes(b"not numpy")
+    with caplog.at_level(logging.WARNING):
+        ((before, after),) = TeacherCache(tmp_path).compact([folder.name])
+    assert "unreadable" in caplog.text
+    assert (before.rows, after.rows, after.shards) == (6, 4, 1)
+    rows, found = TeacherCache(tmp_path).get("m", TEXTS)
+    assert found.tolist() == [True, True, False, False, True, True]
+
+
+def test_compact_refuses_unknown_names_before_changing_anything(tmp_path) -> None:
+    cache = _filled(tmp_path, Counting())
+    folder = store_folder(cache, "m")
+    with pytest.raises(ValueError, match="nope: not a store"):
+        cache.compact([folder.name, "nope"])
+    assert len(_shard_files(folder)) == 6
+    with pytest.raises(ValueError, match="not a store"):
+        cache.compact([f"../{tmp_path.name}/{folder.name}"])

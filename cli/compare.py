@@ -58,7 +58,7 @@ def compare_command(query: str, candidates: tuple[str, ...], index_dir: str | No
         for metric, width in zip(COMPARED, (10, 8, 10)):
             mark = "*" if nearest[metric] == i else " "
             cells.append(f"{result.scores[metric][i]:{width - 1}.3f}{mark}")
-        short = name.replace("\n", " ")
+        short = name.replace("\n", " ").replace("\r", " ")
         short = short if len(short) <= 60 else short[:57] + "..."
         click.echo(f"{i:>3}  {result.lengths[i]:7.2f}  {'  '.join(cells)}  {short}")
     picks = ", ".join(f"{metric} -> #{i}" for metric, i in nearest.items())

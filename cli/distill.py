@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from simtools_cli.common import emit_json, friendly_errors, progress
+from simtools_cli.output import OUT_HELP, check_out, force_option
 
 __all__ = ["distill_command", "evaluate_command"]
 
@@ -22,6 +23,56 @@ def _floats(value: str, name: str) -> list[float]:
     if not out:
         raise click.BadParameter(f"give at least one value, e.g. {name} 4", param_hint=name)
     return out
+
+
+def _check_option(flag: str, field: str, value: Any) -> None:
+    """``DistillConfig``'s check of one setting, reported as a bad value of its flag."""
+    from simtools.distill.config import DistillConfig
+
+    try:
+        DistillConfig(**{field: value})
+    except ValueError as e:
+        message = str(e)
+        # "temperature must be ..." -> "Invalid value for '--temperature': must be ..."
+        message = message[len(field) + 1:] if message.startswith(field + " ") else message
+        raise click.BadParameter(message, param_hint=f"'{flag}'") from None
+
+
+def _method_sets(methods: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    from simtools.distill.config import DEFAULT_METHODS, parse_methods
+
+    try:
+        return [parse_methods(m) for m in methods] or [DEFAULT_METHODS]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--method'") from None
+
+
+def _check_teacher(spec: str, method_sets: list[tuple[Any, ...]], seed: int, *,
+                   default_methods: bool) -> None:
+    """Fail now, not after the teacher is fitted, on a bad --teacher, a missing model package,
+    or a teacher that cannot give what --method asks for."""
+    from simtools.distill.config import Method
+    from simtools.distill.teacher import make_teacher
+
+    if all(methods == (Method.NONE,) for methods in method_sets):
+        return  # the hard-label baseline never runs a teacher
+    try:
+        probe = make_teacher(spec, seed=seed, cache_dir=False)  # unfitted: cheap
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--teacher'") from None
+    except ImportError as e:
+        raise click.UsageError(f"--teacher {spec} needs the sentence-embedding models: {e}; "
+                               "or use --teacher sparse (n-gram members only)") from None
+    if any(Method.EMBEDDING in methods for methods in method_sets):
+        try:
+            probe.embedding_source()
+        except ValueError:
+            default = " (part of the default, soft,embedding)" if default_methods else ""
+            raise click.UsageError(
+                f"--method embedding{default} regresses the teacher's sentence embeddings, but "
+                f"--teacher {spec} has no sentence-embedding member; use --method soft (or "
+                "another method without embedding), or --teacher default, or add minilm-lr "
+                "to the --teacher spec") from None
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -80,7 +131,8 @@ def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], p
               help="Labelled data: a TweetEval folder, class subfolders of .txt files, a "
                    "CSV/TSV/JSONL file with text and label columns, or 'bbc-news'.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder to write the student model into (replaced atomically).")
+              help=OUT_HELP.format(kind="model"))
+@force_option
 @click.option("--method", "methods", multiple=True,
               help="Distillation methods, comma-combined: none, soft, logits, noisy, "
                    "compression, embedding. Repeat the option to compare several "
@@ -121,7 +173,7 @@ def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], p
 @click.option("--quiet", is_flag=True, help="No per-epoch log lines on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @friendly_errors
-def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperature: str,
+def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, ...], temperature: str,
                     alpha: str, epochs: int, dim: int, buckets: int, embedding_dim: int,
                     teacher: str, lr: float, lr_schedule: str | None, augment_copies: int,
                     unlabelled: tuple[str, ...], max_unlabelled: int | None,
@@ -137,28 +189,43 @@ def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperat
       simtools distill --data bbc-news --out models/bbc
       simtools distill --data tweeteval/emotion --out emo --temperature 1,2,4,8,20
       simtools distill --data news.csv --out m --method none --method soft,embedding
-      simtools distill --data tweeteval/irony --out irony --unlabelled tweeteval \
+      simtools distill --data tweeteval/irony --out irony --unlabelled tweeteval \\
           --max-unlabelled 20000
     """
     from simtools.data import load_labelled, load_unlabelled
-    from simtools.distill.config import DEFAULT_METHODS, DistillConfig, parse_methods
+    from simtools.distill.config import DistillConfig
     from simtools.distill.trainer import sweep
 
+    # Every option is checked here, before the data is read or a teacher is fitted.
     temps, alphas = _floats(temperature, "--temperature"), _floats(alpha, "--alpha")
-    method_sets = [parse_methods(m) for m in methods] or [DEFAULT_METHODS]
+    method_sets = _method_sets(methods)
+    for flag, field, values in (("--temperature", "temperature", temps),
+                                ("--alpha", "alpha", alphas), ("--epochs", "epochs", [epochs]),
+                                ("--dim", "dim", [dim]), ("--buckets", "buckets", [buckets]),
+                                ("--embedding-dim", "embedding_dim", [embedding_dim]),
+                                ("--lr", "lr", [lr]), ("--augment-copies", "augment_copies",
+                                                       [augment_copies]),
+                                ("--seed", "seed", [seed])):
+        for value in values:
+            _check_option(flag, field, value)
+    if max_unlabelled is not None and not unlabelled:
+        raise click.UsageError("--max-unlabelled samples the texts of --unlabelled; give "
+                               "--unlabelled FILE or FOLDER too")
+    _check_teacher(teacher, method_sets, seed, default_methods=not methods)
+    if len(method_sets) * len(temps) * len(alphas) > 1:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError('a sweep saves a plot, which needs matplotlib: pip install '
+                                   '"simtools[bench]"; or give one value of --method, '
+                                   '--temperature and --alpha') from None
     base = DistillConfig(methods=method_sets[0], temperature=temps[0], alpha=alphas[0],
                          epochs=epochs, dim=dim, buckets=buckets, embedding_dim=embedding_dim,
                          teacher=teacher, lr=lr, augment_copies=augment_copies,
                          quantize=not no_quantize, seed=seed,
                          lr_schedule=lr_schedule or DistillConfig.lr_schedule)
-    for t in temps[1:]:
-        DistillConfig(temperature=t)  # validate every swept value before the teacher runs
-    for a in alphas[1:]:
-        DistillConfig(alpha=a)
-    if max_unlabelled is not None and not unlabelled:
-        raise click.UsageError("--max-unlabelled samples the texts of --unlabelled; give "
-                               "--unlabelled FILE or FOLDER too")
     _setup_logging(quiet or as_json)
+    check_out(out, kind="model", force=force)  # before hours of training, not after
     data = load_labelled(data_path)
     extra = None
     if unlabelled:
@@ -175,7 +242,7 @@ def distill_command(data_path: str, out: str, methods: tuple[str, ...], temperat
     rows = [_row(r) for r in results]
     if len(results) > 1:
         best.student.config["sweep"] = rows
-    best.student.save(out)
+    best.student.save(out, force=force)
     plot_file = None
     if len(results) > 1:
         plot_file = Path(plot_path) if plot_path else Path(out) / "sweep.png"
@@ -228,6 +295,12 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
 
     model = StudentClassifier.load(model_path)
     part = load_labelled(data_path).split(split)
+    if len(part) == 0:
+        # A score of nothing would read as accuracy 0.0000 and pass in a script.
+        raise click.ClickException(
+            f"the {split} split of {data_path} holds no texts, so there is nothing to score "
+            "(a table or class folders hold out 10% of each label that has at least 2 texts); "
+            "give more labelled texts, or choose another --split")
     unknown = sorted(set(part.labels) - set(model.labels))
     if unknown:
         raise click.ClickException(

@@ -22,7 +22,7 @@ COMMANDS = {
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="simtools")
+@click.version_option(__version__, "-V", "--version", prog_name="simtools")
 def main() -> None:
     """simtools: find similar texts and classify them, fast and offline.
 
@@ -33,4 +33,5 @@ def main() -> None:
       simtools index files notes/ --out my-index
       simtools search "machine learning" --index my-index
       simtools index wikipedia "Tennis" "Association football" --out wiki-index
+      simtools -V
     """

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from .common import emit_json, friendly_errors, read_texts
+from .common import (
+    EMPTY,
+    EMPTY_REASON,
+    UNKNOWN,
+    emit_json,
+    friendly_errors,
+    read_texts,
+    tsv_safe,
+    warn_unanswered,
+)
+
+_UNKNOWN_REASON = "no token this index's encoder knows"
 
 
 @click.command("search")
@@ -21,21 +32,52 @@ def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, as_j
     Scores are in the index metric's terms: cosine similarity (higher is nearer), Euclidean
     distance (lower is nearer), normalised Euclidean similarity, or inner product.
 
+    Every input line gets one record, in order. A query with nothing visible (blank,
+    whitespace, control characters) gets the record EMPTY, one with no token the index's
+    encoder knows UNKNOWN: no neighbours, and with --json an "error"; a warning on stderr
+    counts them.
+
+    \b
+    Exit status:
+      0    every query was answered, EMPTY and UNKNOWN ones included
+      1    an error (a message on stderr says what to fix)
+      2    a usage error
+      141  the reader of the output went away (e.g. | head), as for Unix tools
+
     \b
     Examples:
       simtools search "machine learning on tweets" --index wiki-index -k 3
       cat queries.txt | simtools search - --index wiki-index --json
     """
+    from simtools._validation import blank_mask, check_k
     from simtools.index import Index
+    from simtools.index.build import encode_known
 
-    texts = read_texts(queries, what="query")
+    texts = read_texts(queries, what="query", keep_blank=True)
     index = Index.load(index_dir)
-    results = index.search(texts, k=k if k is not None else min(10, len(index)))
-    for text, neighbours in zip(texts, results):
-        if as_json:
-            emit_json({"query": text, "neighbours": [n.to_dict() for n in neighbours]})
+    k = check_k(k if k is not None else min(10, len(index)), len(index))
+    vectors, known = encode_known(index, texts)
+    found = iter(index.search(vectors, k=k) if vectors is not None else [])
+    blank = blank_mask(texts)
+    unknown: list[int] = []
+    empty: list[int] = []
+    for i, text in enumerate(texts):
+        if known[i]:
+            neighbours = next(found)
+            if as_json:
+                emit_json({"query": text, "neighbours": [n.to_dict() for n in neighbours]})
+                continue
+            click.echo(f"query: {tsv_safe(text)}")
+            for rank, n in enumerate(neighbours, 1):
+                label = f"  [{n.label}]" if n.label is not None and n.label != n.title else ""
+                click.echo(f"  {rank:>2}. {n.score:8.4f}  {n.title or n.id}{label}")
             continue
-        click.echo(f"query: {text}")
-        for rank, n in enumerate(neighbours, 1):
-            label = f"  [{n.label}]" if n.label is not None and n.label != n.title else ""
-            click.echo(f"  {rank:>2}. {n.score:8.4f}  {n.title or n.id}{label}")
+        (empty if blank[i] else unknown).append(i)
+        error = f"{EMPTY}: {EMPTY_REASON}" if blank[i] else f"{UNKNOWN}: {_UNKNOWN_REASON}"
+        if as_json:
+            emit_json({"query": text, "neighbours": [], "error": error})
+        else:
+            click.echo(f"query: {tsv_safe(text)}")
+            click.echo(f"   -  {error}")
+    warn_unanswered(texts, unknown, empty, verb="searched", reason=_UNKNOWN_REASON,
+                    advice="use an index built with --encoder char or --encoder student")

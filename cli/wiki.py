@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .common import emit_json, friendly_errors, progress, read_texts
+from .output import OUT_HELP, check_out, force_option
 
 __all__ = ["dump_command", "wikipedia_command"]
 
@@ -25,7 +26,8 @@ def _err(message: str) -> None:
 @click.command("wikipedia")
 @click.argument("titles", nargs=-1, required=True)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the index to (replaced atomically).")
+              help=OUT_HELP.format(kind="index"))
+@force_option
 @click.option("--api-url", default=None, metavar="URL", envvar="SIMTOOLS_WIKIPEDIA_API_URL",
               help="MediaWiki api.php address [env SIMTOOLS_WIKIPEDIA_API_URL; "
                    "default https://en.wikipedia.org/w/api.php].")
@@ -38,17 +40,23 @@ def _err(message: str) -> None:
               help=ENCODER_HELP + " Fitted on the fetched pages.")
 @click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
-              help="Seconds to wait for each API answer.")
+              help="Deadline of each API request, from connecting to the last byte of the "
+                   "answer (not per read: a server that drips bytes is cut off too).")
 @click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Retries on HTTP 429, 5xx and connection errors (exponential backoff).")
+              help="Retries on HTTP 429, 5xx, connection errors and timeouts (backoff 1, 2, 4, "
+                   "8 s; at most 30 s even if Retry-After asks for more).")
+@click.option("--budget", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds the whole run may spend on the network: requests, retries and the "
+                   "waits between them. When it runs out, the titles left come from the cache "
+                   "or fail; fetched pages are cached, so a rerun continues. 0: no limit.")
 @click.option("--user-agent", default=None,
               help="User-Agent to send (Wikimedia asks for contact details in it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @friendly_errors
-def wikipedia_command(titles: tuple[str, ...], out: Path, api_url: str | None,
+def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: str | None,
                       cache_dir: Path | None, refresh: bool, no_cache: bool, encoder: str,
-                      metric: str, timeout: float, retries: int, user_agent: str | None,
-                      as_json: bool) -> None:
+                      metric: str, timeout: float, retries: int, budget: float,
+                      user_agent: str | None, as_json: bool) -> None:
     """Fetch Wikipedia pages by exact title and index them (page title = label).
 
     Titles are fetched exactly (no search, no auto-suggest); redirects are followed. Pages are
@@ -67,6 +75,7 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, api_url: str | None,
     from simtools.wiki.build import build_index
 
     vectoriser = make_encoder(encoder)  # a wrong name fails now, not after the downloads
+    check_out(str(out), kind="index", force=force)
     wanted = read_texts(titles, what="title")
     for number, title in enumerate(wanted, 1):
         if not title.strip():
@@ -74,18 +83,27 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, api_url: str | None,
                                    "e.g. \"Machine learning\"")
     fetcher = WikipediaFetcher(api_url=api_url, cache_dir=cache_dir, use_cache=not no_cache,
                                refresh=refresh, timeout=timeout, max_retries=retries,
-                               user_agent=user_agent or DEFAULT_USER_AGENT)
+                               budget=budget or None, user_agent=user_agent or DEFAULT_USER_AGENT)
     with fetcher:
         report = fetcher.fetch_many(progress(wanted, length=len(wanted), label="fetching"))
     for title, reason in report.failures.items():
         _err(f"failed: {title}: {reason}")
+    if fetcher.client.budget_exhausted and report.failures:
+        _err(f"hint: the time budget ran out (--budget {budget:g}); rerun to fetch the rest "
+             "(fetched pages are cached), or raise --budget")
+    elif report.unreachable and report.failures:
+        # Cached pages were used whatever --refresh says; the failed titles had no cached copy.
+        cache = ("--no-cache is on, so no page cached earlier was used (drop it to use the "
+                 "cache)" if no_cache else "the failed titles are not in the page cache")
+        _err(f"hint: {fetcher.api_url} cannot be reached and {cache}; check the network, or "
+             "give a reachable mirror with --api-url")
     for title, first in report.duplicates.items():
         _err(f"note: {title!r} is the same page as {first!r}; indexed once")
     if not report.pages:
         raise click.ClickException(f"none of the {len(wanted)} title(s) could be fetched; "
                                    "no index written")
     index = build_index(report.pages, encoder=vectoriser, metric=metric, label_from="title")
-    index.save(out)
+    index.save(out, force=force)
     summary = {"out": str(out), "pages": len(report.pages), "from_cache": report.from_cache,
                "failed": sorted(report.failures), "api_url": fetcher.api_url,
                "encoder": encoder, "metric": metric,
@@ -103,7 +121,8 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, api_url: str | None,
 @click.argument("dump_file", metavar="FILE",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Index folder; checkpointed as the build goes.")
+              help=OUT_HELP.format(kind="index") + " Checkpointed as the build goes.")
+@force_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Stop after N articles (in total, when resuming).")
 @click.option("--label-from", type=click.Choice(["none", "category", "title"]), default="none",
@@ -120,16 +139,28 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, api_url: str | None,
               help="Articles the count/tfidf/char vocabulary is fitted on.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes that clean wikitext (the bottleneck); e.g. the number of cores.")
+@click.option("--max-page-bytes", type=click.IntRange(min=0), default=2 * 1024 * 1024,
+              show_default=True,
+              help="Skip (and count) pages with more wikitext than this, in bytes; their text "
+                   "is dropped as it streams past, never held. The default is MediaWiki's own "
+                   "page size limit. 0: no limit.")
+@click.option("--max-nesting", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Skip (and count) pages with more HTML-style tags open at once than this "
+                   "(each tag left open costs a rescan of the rest of the page; the sample "
+                   "dump's articles reach 3). 0: no limit.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted build in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @friendly_errors
-def dump_command(dump_file: Path, out: Path, limit: int | None, label_from: str, encoder: str,
+def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, label_from: str, encoder: str,
                  metric: str, batch_size: int, checkpoint_every: int, fit_pages: int,
-                 workers: int, resume: bool, as_json: bool) -> None:
+                 workers: int, max_page_bytes: int, max_nesting: int, resume: bool,
+                 as_json: bool) -> None:
     """Index the articles of a MediaWiki pages-articles dump (.xml.bz2), streamed.
 
-    Redirects and non-article pages are skipped; wikitext is cleaned into plain text (templates,
-    references, tables, images and categories removed; link text and headings kept). Page id,
+    Redirects, non-article pages, second pages with an id already seen, and pages over
+    --max-page-bytes or --max-nesting are skipped and counted; wikitext is cleaned into plain
+    text (templates, references, tables, images and categories removed; link text and headings
+    kept). Page id,
     title, URL and categories go into each document's metadata. An interrupted build continues
     with --resume. A truncated dump keeps the articles read before the cut (exit status 1).
 
@@ -145,7 +176,10 @@ def dump_command(dump_file: Path, out: Path, limit: int | None, label_from: str,
     options: dict[str, Any] = {"encoder": encoder, "metric": metric, "label_from": label_from,
                                "limit": limit, "batch_size": batch_size,
                                "checkpoint_every": checkpoint_every, "fit_pages": fit_pages,
-                               "workers": workers, "resume": resume}
+                               "workers": workers, "resume": resume, "force": force,
+                               "max_page_bytes": max_page_bytes or None,
+                               "max_nesting": max_nesting or None}
+    check_out(str(out), kind="index", force=force)
     # Without --limit the number of articles is unknown: count up, no ETA.
     ticks = None if limit is not None else itertools.repeat(None)
     with click.progressbar(ticks, length=limit, label="indexing articles", file=sys.stderr,
@@ -175,4 +209,6 @@ def _summarise(report: Any, as_json: bool) -> None:
          f"{report.pages_per_s:.1f} pages/s, {report.cpu_seconds:.1f} CPU s, "
          f"peak memory {report.peak_memory_mib:.0f} MiB{workers}; "
          f"skipped {stats.redirects} redirect(s), {stats.other_namespaces} non-article page(s), "
-         f"{stats.empty + report.skipped_no_tokens} empty, {stats.parse_failures} unparsable")
+         f"{stats.empty + report.skipped_no_tokens} empty, {stats.parse_failures} unparsable, "
+         f"{stats.too_large} too large, {stats.too_nested} too deeply nested, "
+         f"{stats.duplicates} duplicate id(s)")

@@ -1,19 +1,23 @@
 """Input checks shared by every module: texts, vectors, k and option values.
 
 Each check converts once at the boundary (texts to ``list[str]``, dense vectors to C-contiguous
-float32 ``(n, dim)``, sparse ones to CSR float32) and raises a ``ValueError`` or ``TypeError``
-that says what came in, what was expected and how to fix it.
+float32 ``(n, dim)``, sparse ones to CSR float32) and raises an :class:`InputError` (a
+``ValueError``) or a ``TypeError`` that says what came in, what was expected and how to fix it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Any, TypeVar
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = [
+    "blank_mask",
     "check_choice",
     "check_k",
     "check_texts",
@@ -32,7 +36,7 @@ def check_choice(value: Any, enum: type[E], *, name: str) -> E:
         return enum(str(value).lower().replace("-", "_"))
     except ValueError:
         valid = ", ".join(repr(m.value) for m in enum)  # type: ignore[attr-defined]
-        raise ValueError(f"unknown {name} {value!r}; valid values are {valid}") from None
+        raise InputError(f"unknown {name} {value!r}; valid values are {valid}") from None
 
 
 def check_texts(texts: Any, *, name: str = "texts", allow_empty: bool = False) -> list[str]:
@@ -44,13 +48,27 @@ def check_texts(texts: Any, *, name: str = "texts", allow_empty: bool = False) -
         raise TypeError(f"{name} must be an iterable of strings, got {type(texts).__name__}")
     out = list(texts)
     if not out:
-        raise ValueError(f"{name} is empty; give at least one text")
+        raise InputError(f"{name} is empty; give at least one text")
     for i, text in enumerate(out):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] is a {type(text).__name__}, expected str")
         if not allow_empty and not text.strip():
-            raise ValueError(f"{name}[{i}] is empty or whitespace only; remove it or give some text")
+            raise InputError(f"{name}[{i}] is empty or whitespace only; remove it or give some text")
     return out
+
+
+# A character that shows something: not whitespace (str.isspace: also \x1c-\x1f, U+0085, U+2028),
+# not a control character, not an invisible format mark (zero-width space, joiners, BOM,
+# variation selectors). A line without one has nothing to classify or search.
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e"
+                      r"\u2060-\u206f\ufe00-\ufe0f\ufeff]")
+
+
+def blank_mask(texts: Sequence[str]) -> np.ndarray:
+    """Bool ``(n,)``: True for a text with no visible character (empty, whitespace, control
+    characters or invisible format marks only)."""
+    search = _VISIBLE.search
+    return np.fromiter((search(text) is None for text in texts), dtype=bool, count=len(texts))
 
 
 def is_sparse(X: Any) -> bool:
@@ -72,7 +90,7 @@ def check_vectors(X: Any, *, name: str = "vectors", dim: int | None = None) -> A
 
         X = sp.csr_matrix(X, dtype=np.float32)
         if not np.isfinite(X.data).all():
-            raise ValueError(f"{name} contain NaN or infinity; clean or drop those rows first")
+            raise InputError(f"{name} contain NaN or infinity; clean or drop those rows first")
     else:
         try:
             X = np.asarray(X, dtype=np.float32)
@@ -81,15 +99,15 @@ def check_vectors(X: Any, *, name: str = "vectors", dim: int | None = None) -> A
         if X.ndim == 1:
             X = X[None, :]
         if X.ndim != 2:
-            raise ValueError(f"{name} must have shape (n, dim); got an array of shape {X.shape}")
+            raise InputError(f"{name} must have shape (n, dim); got an array of shape {X.shape}")
         X = np.ascontiguousarray(X)
         if not np.isfinite(X).all():
             bad = int((~np.isfinite(X)).any(axis=1).sum())
-            raise ValueError(f"{name} contain NaN or infinity in {bad} row(s); clean or drop them first")
+            raise InputError(f"{name} contain NaN or infinity in {bad} row(s); clean or drop them first")
     if X.shape[0] == 0:
-        raise ValueError(f"{name} are empty: got 0 rows")
+        raise InputError(f"{name} are empty: got 0 rows")
     if dim is not None and X.shape[1] != dim:
-        raise ValueError(f"{name} have dimension {X.shape[1]}, but {dim} was expected "
+        raise InputError(f"{name} have dimension {X.shape[1]}, but {dim} was expected "
                          "(the index was built with another encoder or model)")
     return X
 
@@ -100,7 +118,7 @@ def check_k(k: Any, n: int | None = None) -> int:
         raise TypeError(f"k must be an integer, got {type(k).__name__}")
     k = int(k)
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise InputError(f"k must be at least 1, got {k}")
     if n is not None and k > n:
-        raise ValueError(f"k={k} is larger than the {n} items in the index; use k <= {n}")
+        raise InputError(f"k={k} is larger than the {n} items in the index; use k <= {n}")
     return k

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_texts
+from .errors import InputError
 from .metrics import pairwise
 
 __all__ = ["COMPARED", "Comparison", "compare_index", "compare_texts"]
@@ -50,7 +51,7 @@ def _compare(query: str, q: Any, X: Any, names: list[str]) -> Comparison:
     from .metrics import row_norms
 
     if row_norms(q)[0] == 0:
-        raise ValueError(f"the query {query[:60]!r} has no token the encoder knows, so it has no "
+        raise InputError(f"the query {query[:60]!r} has no token the encoder knows, so it has no "
                          "direction to compare; use other words or a character n-gram encoder")
     scores = {m: pairwise(q, X, metric=_PAIRWISE_NAME[m])[0].astype(np.float64) for m in COMPARED}
     return Comparison(query, names, scores, row_norms(X))
@@ -72,7 +73,19 @@ def compare_texts(query: str, candidates: list[str], encoder: Any = "count") -> 
 def compare_index(index: Any, query: str) -> Comparison:
     """Compare ``query`` with every document of an exact index, using the index's encoder."""
     if index.encoder is None:
-        raise ValueError("this index has no encoder (it was built from vectors); cannot encode text")
+        raise InputError("this index has no encoder (it was built from vectors); cannot encode text")
     q = index.encoder.encode(check_texts([query], name="query"))
-    names = [t if t is not None else i for t, i in zip(index.titles, index.ids)]
+    names = [_name(t, i) for t, i in zip(index.titles, index.ids)]
     return _compare(query, q, index.stored_vectors(raw=True), names)
+
+
+def _name(title: Any, doc_id: str) -> str:
+    """A document's title as text (its id when it has none): titles added through the library
+    may be numbers or objects, and a name is printed and cut like text."""
+    if title is None:
+        return str(doc_id)
+    if isinstance(title, str):
+        return title
+    import json
+
+    return json.dumps(title, ensure_ascii=False, default=str)

@@ -1,6 +1,6 @@
 """Readers for texts and labelled texts: TweetEval folders, class subfolders, CSV/TSV/JSONL.
 
-Two entry points:
+Three entry points:
 
 - :func:`load_labelled` returns train / validation / (optional) test splits for training and
   evaluation. A TweetEval-style folder brings its own splits; other layouts get a seeded,
@@ -9,8 +9,14 @@ Two entry points:
 - :func:`load_unlabelled` gathers texts without labels (a distillation transfer set) from text
   files, tables and folders of data sets, minus the texts of the labelled data in use.
 
-Every reader fails with a ``ValueError`` that names the file and the fix: non-UTF-8 bytes,
-text and label files of different lengths, missing columns, empty texts.
+Every reader fails with an :class:`~simtools.errors.InputError` (a ``ValueError``) that names
+the file and the fix: text and label files of different lengths, missing columns, empty texts.
+
+Text decoding, the same for every reader here: files are read as UTF-8 (a byte-order mark is
+dropped). A file that is not valid UTF-8 is read as cp1252 (Windows' Western European
+encoding, a superset of Latin-1's printable characters), or as Latin-1 where cp1252 leaves a
+byte undefined, and a warning names the file. ``encoding="..."`` (``--encoding`` on the command
+line) reads every file with that codec instead, strictly: a byte it cannot decode is an error.
 """
 
 from __future__ import annotations
@@ -28,13 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "Document",
     "LabelledData",
     "Split",
+    "TextDecodingError",
     "bbc_news_path",
+    "check_encoding",
     "load_labelled",
     "load_unlabelled",
     "read_documents",
@@ -53,7 +63,7 @@ class Split:
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
-            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels; they must pair up")
+            raise InputError(f"{len(self.texts)} texts but {len(self.labels)} labels; they must pair up")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -73,10 +83,10 @@ class LabelledData:
     def split(self, name: str) -> Split:
         """The split called ``name`` ("train", "val" or "test")."""
         if name not in ("train", "val", "test"):
-            raise ValueError(f"unknown split {name!r}; valid values are 'train', 'val', 'test'")
+            raise InputError(f"unknown split {name!r}; valid values are 'train', 'val', 'test'")
         found = getattr(self, name)
         if found is None:
-            raise ValueError(f"{self.source} has no {name} split; use --split val")
+            raise InputError(f"{self.source} has no {name} split; use --split val")
         return found
 
 
@@ -89,6 +99,8 @@ class Document:
     label: str | None = None
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The line of ``source`` it starts on, for a row of a table (for messages, not stored).
+    line: int | None = None
 
 
 def bbc_news_path() -> Path:
@@ -106,60 +118,111 @@ def bbc_news_path() -> Path:
     return path
 
 
+#: Data sets known by name: ``load_labelled("bbc-news")``, ``read_documents("bbc-news")``. The
+#: exact name means the data set; write ``./bbc-news`` for a folder that happens to share it.
 NAMED_DATASETS = {"bbc-news": bbc_news_path}
 
+#: Named data sets whose non-UTF-8 files are known and expected (BBC News: one file in
+#: Latin-1, ``sport/199.txt``): reading them as cp1252 is logged at debug level, not warned.
+_QUIET_FALLBACK = {"bbc-news"}
 
-def read_text_file(path: str | os.PathLike[str], *, fallback: str | None = None) -> str:
-    """A whole file as UTF-8 text; other encodings get an error that says how to convert,
-    unless a ``fallback`` encoding is given (used for known corpora such as BBC News, whose
-    files are partly Latin-1)."""
+
+def _resolve(path: str | os.PathLike[str]) -> Path:
+    """The folder of a named data set, or ``path`` itself."""
+    name = os.fspath(path)
+    return NAMED_DATASETS[name]() if name in NAMED_DATASETS else Path(path)
+
+
+class TextDecodingError(InputError):
+    """A file that the encoding it was read with cannot decode (``path``, ``encoding``,
+    ``offset`` of the first bad byte)."""
+
+    def __init__(self, path: Path, encoding: str, offset: int) -> None:
+        super().__init__(f"{path} is not {encoding} text (bad byte at offset {offset}); give "
+                         "the file's real encoding, or encoding=None to read UTF-8 with a "
+                         "cp1252 fallback")
+        self.path, self.encoding, self.offset = path, encoding, offset
+
+
+def check_encoding(encoding: str | None) -> str | None:
+    """``encoding`` as a codec name Python knows (``None``: UTF-8 with the fallback)."""
+    if encoding is None:
+        return None
+    if not isinstance(encoding, str):
+        raise TypeError(f"encoding must be a str or None, got {type(encoding).__name__}")
+    import codecs
+
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise InputError(f"unknown text encoding {encoding!r}; give a codec name such as "
+                         "'utf-8', 'cp1252', 'latin-1' or 'utf-16'") from None
+
+
+def read_text_file(path: str | os.PathLike[str], *, encoding: str | None = None,
+                   quiet: bool = False) -> str:
+    """A whole file as text, decoded by the module's policy: UTF-8, else cp1252 (else Latin-1)
+    with a warning; or strictly as ``encoding`` when one is given. ``quiet`` logs the fallback
+    at debug level instead (for corpora known to mix encodings)."""
     path = Path(path)
     data = path.read_bytes()
+    codec = check_encoding(encoding)
+    if codec is not None:
+        try:
+            return data.decode("utf-8-sig" if codec == "utf-8" else codec)
+        except UnicodeDecodeError as e:
+            raise TextDecodingError(path, str(encoding), e.start) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        if fallback:
-            return data.decode(fallback)
-        raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); "
-                         f"convert it first, e.g. iconv -f latin1 -t utf-8") from None
+        offset = e.start
+    try:
+        text, used = data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        text, used = data.decode("latin-1"), "latin-1"  # Latin-1 decodes every byte
+    (logger.debug if quiet else logger.warning)(
+        "%s is not UTF-8 (bad byte at offset %d); read it as %s (name its encoding to read "
+        "it otherwise)", path, offset, used)
+    return text
 
 
-def _read_lines(path: Path) -> list[str]:
-    lines = read_text_file(path).split("\n")
+def _read_lines(path: Path, encoding: str | None = None) -> list[str]:
+    lines = read_text_file(path, encoding=encoding).split("\n")
     if lines[-1] == "":
         lines.pop()  # the newline that ends the last line
     return [line.rstrip("\r") for line in lines]
 
 
-def _read_mapping(folder: Path) -> dict[str, str]:
+def _read_mapping(folder: Path, encoding: str | None) -> dict[str, str]:
     for candidate in (folder / "mapping.txt", folder.parent / "mapping.txt"):
         if candidate.is_file():
             mapping = {}
-            for number, line in enumerate(_read_lines(candidate), 1):
+            for number, line in enumerate(_read_lines(candidate, encoding), 1):
                 if not line.strip():
                     continue
                 parts = line.split("\t")
                 if len(parts) < 2:
-                    raise ValueError(f"{candidate}:{number}: expected 'id<TAB>name', got {line!r}")
+                    raise InputError(f"{candidate}:{number}: expected 'id<TAB>name', got {line!r}")
                 mapping[parts[0].strip()] = parts[1].strip()
             return mapping
     return {}
 
 
-def _read_tweeteval_split(folder: Path, split: str, mapping: dict[str, str]) -> Split | None:
+def _read_tweeteval_split(folder: Path, split: str, mapping: dict[str, str],
+                          encoding: str | None) -> Split | None:
     text_file, label_file = folder / f"{split}_text.txt", folder / f"{split}_labels.txt"
     if not text_file.exists():
         return None
     if not label_file.exists():
-        raise ValueError(f"{text_file} has no matching {label_file.name}; add it")
-    texts, labels = _read_lines(text_file), _read_lines(label_file)
+        raise InputError(f"{text_file} has no matching {label_file.name}; add it")
+    texts, labels = _read_lines(text_file, encoding), _read_lines(label_file, encoding)
     if len(texts) != len(labels):
-        raise ValueError(f"{text_file} has {len(texts)} lines but {label_file} has {len(labels)}; "
+        raise InputError(f"{text_file} has {len(texts)} lines but {label_file} has {len(labels)}; "
                          "each text needs exactly one label line")
     names = [mapping.get(raw.strip(), raw.strip()) for raw in labels]
     for number, label in enumerate(names, 1):
         if not label:
-            raise ValueError(f"{label_file}:{number} is empty; every text needs a label")
+            raise InputError(f"{label_file}:{number} is empty; every text needs a label")
     # Real data has a few empty tweets (TweetEval hate: 8): they carry nothing to learn or
     # score, so they are dropped, pair by pair, and reported rather than refused.
     empty = [number for number, text in enumerate(texts, 1) if not text.strip()]
@@ -178,12 +241,12 @@ def _concat(splits: list[Split | None]) -> Split | None:
     return Split([t for s in present for t in s.texts], [lab for s in present for lab in s.labels])
 
 
-def _load_tweeteval(folder: Path) -> LabelledData:
+def _load_tweeteval(folder: Path, encoding: str | None) -> LabelledData:
     # A folder of TweetEval folders (the stance task: one per target) is pooled into one.
     parts = [folder] if (folder / "train_text.txt").exists() else sorted(
         sub for sub in folder.iterdir() if (sub / "train_text.txt").exists())
-    mapping = _read_mapping(folder)
-    splits = {name: _concat([_read_tweeteval_split(p, name, mapping) for p in parts])
+    mapping = _read_mapping(folder, encoding)
+    splits = {name: _concat([_read_tweeteval_split(p, name, mapping, encoding) for p in parts])
               for name in ("train", "val", "test")}
     train = splits["train"]
     assert train is not None  # parts were chosen for having train_text.txt
@@ -196,7 +259,7 @@ def _load_tweeteval(folder: Path) -> LabelledData:
 
 def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     if not 0 < fraction < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1, got {fraction}")
+        raise InputError(f"val_fraction must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed)
     labels = np.asarray(data.labels)
     val_mask = np.zeros(len(labels), dtype=bool)
@@ -211,8 +274,8 @@ def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, S
     return pick(~val_mask), pick(val_mask)
 
 
-def _read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    text = read_text_file(path)
+def _read_table(path: Path, encoding: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    text = read_text_file(path, encoding=encoding)
     if path.suffix == ".jsonl":
         # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and the like,
         # which JSON strings may hold unescaped (json.dumps(..., ensure_ascii=False) writes them).
@@ -221,37 +284,50 @@ def _read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{number} is not valid JSON ({e.msg})") from None
+                    raise InputError(f"{path}:{number} is not valid JSON ({e.msg})") from None
+                except RecursionError:
+                    raise InputError(f"{path}:{number} is JSON nested too deeply to be a "
+                                     "row of data") from None
                 if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{number} must be a JSON object with a 'text' key")
+                    raise InputError(f"{path}:{number} must be a JSON object with a 'text' key")
                 yield number, row
         return
     # newline="" keeps the line breaks inside quoted fields (splitting into lines first lost them).
     # TSV has no quoting: a lone '"' inside a tweet must not swallow the lines after it.
     tsv = path.suffix == ".tsv"
+    # A cell may hold a whole article: the csv module's limit of 131,072 characters per field is
+    # raised to the file's length (the text is in memory already). It is process-wide; only raised.
+    csv.field_size_limit(max(csv.field_size_limit(), min(len(text) + 1, 2**31 - 1)))
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
                             quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
-    if reader.fieldnames is None or "text" not in reader.fieldnames:
-        raise ValueError(f"{path} needs a header row with a 'text' column (and 'label' for "
-                         f"training); found columns {reader.fieldnames}")
-    for row in reader:
-        yield reader.line_num, row
+    try:
+        if reader.fieldnames is None or "text" not in reader.fieldnames:
+            raise InputError(f"{path} needs a header row with a 'text' column (and 'label' for "
+                             f"training); found columns {reader.fieldnames}")
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as e:
+        # line_num counts the lines read before the one that failed
+        raise InputError(f"{path}:{reader.line_num + 1} is not valid {'TSV' if tsv else 'CSV'} "
+                         f"({e}); fix that line or save the table again from a spreadsheet") from None
 
 
-def _table_documents(path: Path) -> Iterator[Document]:
-    for number, row in _read_table(path):
+def _table_documents(path: Path, encoding: str | None = None) -> Iterator[Document]:
+    for number, row in _read_table(path, encoding):
         text = row.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{path}:{number} has no text (a 'text' column or key is required)")
+            raise InputError(f"{path}:{number} has no text (a 'text' column or key is required)")
         label = row.get("label")
         title = row.get("title") or row.get("id") or f"{path.name}:{number}"
-        yield Document(text, str(title), None if label in (None, "") else str(label), str(path))
+        yield Document(text, str(title), None if label in (None, "") else str(label), str(path),
+                       line=number)
 
 
-def _class_folder_documents(folder: Path, fallback: str | None = None) -> Iterator[Document]:
+def _class_folder_documents(folder: Path, encoding: str | None = None,
+                            quiet: bool = False) -> Iterator[Document]:
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for file in sorted(sub.glob("*.txt")):
-            text = read_text_file(file, fallback=fallback)
+            text = read_text_file(file, encoding=encoding, quiet=quiet)
             if text.strip():
                 yield Document(text, file.name, sub.name, str(file))
 
@@ -261,67 +337,71 @@ def _is_class_folder(folder: Path) -> bool:
 
 
 def load_labelled(path: str | os.PathLike[str], *, val_fraction: float = 0.1,
-                  seed: int = 0) -> LabelledData:
+                  seed: int = 0, encoding: str | None = None) -> LabelledData:
     """Read labelled texts from a TweetEval folder, class subfolders, a CSV/TSV/JSONL file, or a
     named data set (``"bbc-news"``). Layouts without a validation split get a seeded,
-    stratified hold-out of ``val_fraction``.
+    stratified hold-out of ``val_fraction``. ``encoding``: see the module docstring.
     """
     name = str(path)
-    folder = NAMED_DATASETS[name]() if name in NAMED_DATASETS else Path(path)
+    encoding = check_encoding(encoding)
+    folder = _resolve(path)
     if not folder.exists():
         raise FileNotFoundError(f"{folder} does not exist; give a TweetEval folder, a folder of "
-                                f"class subfolders, a .csv/.tsv/.jsonl file, or one of {sorted(NAMED_DATASETS)}")
+                                f"class subfolders, a .csv/.tsv/.jsonl file, or one of: "
+                                f"{', '.join(sorted(NAMED_DATASETS))}")
     if folder.is_dir() and ((folder / "train_text.txt").exists() or any(
             (sub / "train_text.txt").exists() for sub in folder.iterdir() if sub.is_dir())):
-        return _load_tweeteval(folder)
+        return _load_tweeteval(folder, encoding)
     if folder.is_dir():
         if not _is_class_folder(folder):
-            raise ValueError(f"{folder} holds neither train_text.txt (TweetEval layout) nor "
+            raise InputError(f"{folder} holds neither train_text.txt (TweetEval layout) nor "
                              "class subfolders of .txt files")
-        # The packaged BBC News files are a mix of UTF-8 and Latin-1.
-        fallback = "latin-1" if name in NAMED_DATASETS else None
-        documents = list(_class_folder_documents(folder, fallback))
+        documents = list(_class_folder_documents(folder, encoding, name in _QUIET_FALLBACK))
     elif folder.suffix in TABLE_SUFFIXES:
-        documents = list(_table_documents(folder))
+        documents = list(_table_documents(folder, encoding))
         unlabelled = [d.title for d in documents if d.label is None]
         if unlabelled:
-            raise ValueError(f"{folder}: {len(unlabelled)} row(s) have no label, e.g. {unlabelled[0]}; "
+            raise InputError(f"{folder}: {len(unlabelled)} row(s) have no label, e.g. {unlabelled[0]}; "
                              "training and evaluation need a 'label' for every row")
     else:
-        raise ValueError(f"{folder}: unsupported file type {folder.suffix!r}; "
+        raise InputError(f"{folder}: unsupported file type {folder.suffix!r}; "
                          f"use one of {', '.join(TABLE_SUFFIXES)} or a folder")
     if not documents:
-        raise ValueError(f"{folder} contains no texts")
+        raise InputError(f"{folder} contains no texts")
     everything = Split([d.text for d in documents], [str(d.label) for d in documents])
     train, val = _stratified_split(everything, val_fraction, seed)
     return LabelledData(train, val, None, sorted(set(everything.labels)), name)
 
 
-def read_documents(path: str | os.PathLike[str]) -> Iterator[Document]:
+def read_documents(path: str | os.PathLike[str], *,
+                   encoding: str | None = None) -> Iterator[Document]:
     """Documents to index from one path: a text file (one document, titled by its file name),
     a folder of class subfolders (label = subfolder, title = file name), a folder of text files,
-    or a CSV/TSV/JSONL file with a ``text`` column (``label`` and ``title`` optional).
+    a CSV/TSV/JSONL file with a ``text`` column (``label`` and ``title`` optional), or a named
+    data set (``"bbc-news"``). ``encoding``: see the module docstring.
     """
-    path = Path(path)
+    encoding = check_encoding(encoding)
+    name = os.fspath(path)
+    path = _resolve(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; check the path")
     if path.is_file():
         if path.suffix in TABLE_SUFFIXES:
-            yield from _table_documents(path)
+            yield from _table_documents(path, encoding)
             return
-        text = read_text_file(path)
+        text = read_text_file(path, encoding=encoding)
         if not text.strip():
-            raise ValueError(f"{path} is empty; remove it or add some text")
+            raise InputError(f"{path} is empty; remove it or add some text")
         yield Document(text, path.name, None, str(path))
         return
     if _is_class_folder(path):
-        yield from _class_folder_documents(path)
+        yield from _class_folder_documents(path, encoding, name in _QUIET_FALLBACK)
         return
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
-        raise ValueError(f"{path} contains no files to index")
+        raise InputError(f"{path} contains no files to index")
     for file in files:
-        yield from read_documents(file)
+        yield from read_documents(file, encoding=encoding)
 
 
 #: Offset of the random stream that samples unlabelled texts from the seed it is given, so that
@@ -329,38 +409,38 @@ def read_documents(path: str | os.PathLike[str]) -> Iterator[Document]:
 UNLABELLED_STREAM = 23
 
 
-def _unlabelled_texts(path: Path) -> Iterator[str]:
+def _unlabelled_texts(path: Path, encoding: str | None) -> Iterator[str]:
     """Texts of one unlabelled source, in a fixed order (see :func:`load_unlabelled`)."""
     if path.is_file():
         if path.suffix in TABLE_SUFFIXES:
-            for number, row in _read_table(path):
+            for number, row in _read_table(path, encoding):
                 text = row.get("text")
                 if not isinstance(text, str):
-                    raise ValueError(f"{path}:{number} has no text (a 'text' column or key is "
+                    raise InputError(f"{path}:{number} has no text (a 'text' column or key is "
                                      "required)")
                 yield text
             return
-        yield from _read_lines(path)
+        yield from _read_lines(path, encoding)
         return
     if (path / "train_text.txt").is_file():
         # A TweetEval-style data set lends its training texts; its validation and test splits
         # stay untouched, so they can still score whatever learns from these texts.
-        yield from _read_lines(path / "train_text.txt")
+        yield from _read_lines(path / "train_text.txt", encoding)
         return
     subfolders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if any(any(sub.rglob("train_text.txt")) for sub in subfolders):
         # A folder of data sets (all of TweetEval, or the stance task's targets).
         for sub in subfolders:
             if any(sub.rglob("train_text.txt")):
-                yield from _unlabelled_texts(sub)
+                yield from _unlabelled_texts(sub, encoding)
         return
-    for document in read_documents(path):
+    for document in read_documents(path, encoding=encoding):
         yield document.text
 
 
 def load_unlabelled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
                     exclude: LabelledData | None = None, limit: int | None = None,
-                    seed: int = 0) -> list[str]:
+                    seed: int = 0, encoding: str | None = None) -> list[str]:
     """Texts without labels, for a distillation transfer set.
 
     Each source is a text file (one text per line), a CSV/TSV/JSONL file (its ``text``
@@ -372,8 +452,10 @@ def load_unlabelled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike
     and its validation and test texts must stay unseen for their scores to mean anything).
 
     ``limit`` keeps a seeded random sample of that many texts, still in source order; the same
-    sources, ``exclude``, ``limit`` and ``seed`` always give the same texts.
+    sources, ``exclude``, ``limit`` and ``seed`` always give the same texts. ``encoding``: see
+    the module docstring.
     """
+    encoding = check_encoding(encoding)
     paths = [Path(s) for s in
              ([sources] if isinstance(sources, (str, os.PathLike)) else sources)]
     for path in paths:
@@ -381,7 +463,7 @@ def load_unlabelled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike
             raise FileNotFoundError(f"{path} does not exist; give a text file (one text per "
                                     "line), a CSV/TSV/JSONL file or a folder of texts")
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be 0 or more texts, got {limit}")
+        raise InputError(f"limit must be 0 or more texts, got {limit}")
     own: set[str] = set()
     if exclude is not None:
         for split in (exclude.train, exclude.val, exclude.test):
@@ -390,7 +472,7 @@ def load_unlabelled(sources: str | os.PathLike[str] | Sequence[str | os.PathLike
     found: dict[str, None] = {}
     skipped = 0
     for path in paths:
-        for text in _unlabelled_texts(path):
+        for text in _unlabelled_texts(path, encoding):
             if not text.strip():
                 continue
             if text in own:

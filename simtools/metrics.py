@@ -11,9 +11,14 @@ For vectors ``a`` and ``b``:
 Zero vectors (a text with no known token) have no direction. We define their cosine similarity
 to anything, themselves included, as 0 (orthogonal), the convention of
 ``sklearn.metrics.pairwise.cosine_similarity``; so their cosine distance is 1 and their
-normalised Euclidean distance ``sqrt(2)``. No function here returns NaN for finite input.
+normalised Euclidean distance ``sqrt(2)``. No function here returns NaN for finite input;
+NaN or infinity in the input is an :class:`~simtools.errors.InputError`, as in the index.
 
-This module is the floor of the package: it imports nothing else of ours.
+Norms never overflow nor underflow: a row whose sum of squares leaves the range of its dtype
+(``[3e38, 3e38]`` in float32, ``[1e-30, 1e-30]``) is computed again in float64, scaled by its
+largest ``|x|`` first; every other row takes the fast path, one dot product in its own dtype.
+
+This module is the floor of the package: it imports nothing else of ours but the error types.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from .errors import InputError
 
 __all__ = [
     "Metric",
@@ -68,8 +75,15 @@ def _as_matrix(X: Any) -> Any:
     if X.ndim == 1:
         X = X[None, :]
     if X.ndim != 2:
-        raise ValueError(f"expected a vector or a matrix of shape (n, dim), got shape {X.shape}")
+        raise InputError(f"expected a vector or a matrix of shape (n, dim), got shape {X.shape}")
     return X
+
+
+def _check_finite(X: Any, name: str) -> None:
+    values = X.data if sp.issparse(X) else X
+    if not np.isfinite(values).all():
+        raise InputError(f"{name} contains NaN or infinity, which has no distance; clean or drop "
+                         "those rows first")
 
 
 def _canonical_csr(X: Any) -> Any:
@@ -84,14 +98,77 @@ def _row_of_entries(X: Any) -> np.ndarray:
     return np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
 
 
+def _safe_range(dtype: Any) -> tuple[float, float]:
+    """Sums of squares that the fast path computes to full precision: above the first bound no
+    square has lost digits to underflow, below the second none has overflowed."""
+    info = np.finfo(dtype)
+    return float(info.tiny / info.eps), float(info.max)
+
+
+def _not_finite() -> InputError:
+    return InputError("the vectors contain NaN or infinity, which have no norm; clean or drop "
+                      "those rows first")
+
+
+def _dense_rescaled(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(R / peak, peak)`` in float64, ``peak`` the largest ``|x|`` of each row (0 for a zero
+    row, which stays zero): the rescaled sums of squares lie in ``[1, dim]``."""
+    R = R.astype(np.float64)
+    if not np.isfinite(R).all():
+        raise _not_finite()
+    peak = np.abs(R).max(axis=1) if R.shape[1] else np.zeros(len(R))
+    np.divide(R, peak[:, None], out=R, where=peak[:, None] > 0)
+    return R, peak
+
+
+def _sparse_rescaled(X: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of CSR rows ``rows`` over their row's peak (float64), the position in
+    ``rows`` of each entry's row, and the peaks."""
+    part = X[rows]
+    values = part.data.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise _not_finite()
+    of = _row_of_entries(part)
+    peak = np.zeros(len(rows))
+    np.maximum.at(peak, of, np.abs(values))
+    np.divide(values, peak[of], out=values, where=peak[of] > 0)
+    return values, of, peak
+
+
 def row_norms(X: Any) -> np.ndarray:
-    """Euclidean norm of every row of a dense or sparse matrix, shape ``(n,)``."""
+    """Euclidean norm of every row of a dense or sparse matrix, float64 ``(n,)``.
+
+    NaN or infinity in X is an InputError; finite rows never overflow or underflow (a norm
+    beyond float64, above 1.8e308, is infinite).
+    """
     X = _as_matrix(X)
+    # The fast path may overflow or underflow: such rows are found and redone, so no warning.
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return _row_norms(X)
+
+
+def _row_norms(X: Any) -> np.ndarray:
     if sp.issparse(X):
         X = _canonical_csr(X)
         squares = np.square(X.data, dtype=np.float64)
-        return np.sqrt(np.bincount(_row_of_entries(X), weights=squares, minlength=X.shape[0]))
-    return np.sqrt(np.einsum("ij,ij->i", X, X))
+        sums = np.bincount(_row_of_entries(X), weights=squares, minlength=X.shape[0])
+        low, high = _safe_range(np.float64)
+        redo = np.flatnonzero(~(sums <= high) | ((sums < low) & (np.diff(X.indptr) > 0)))
+        norms = np.sqrt(sums)
+        if len(redo):
+            values, of, peak = _sparse_rescaled(X, redo)
+            norms[redo] = peak * np.sqrt(np.bincount(of, weights=values * values,
+                                                     minlength=len(redo)))
+        return norms
+    sums = np.einsum("ij,ij->i", X, X)
+    low, high = _safe_range(X.dtype)
+    # Zero rows are redone too: as cheap as telling them from rows whose squares underflowed.
+    redo = np.flatnonzero(~((sums >= low) & (sums <= high)))
+    norms = np.sqrt(sums, dtype=np.float64)
+    if len(redo):
+        R, peak = _dense_rescaled(X[redo])
+        norms[redo] = peak * np.sqrt(np.einsum("ij,ij->i", R, R))
+    return norms
 
 
 def l2_normalize(X: Any, norms: np.ndarray | None = None) -> Any:
@@ -100,14 +177,35 @@ def l2_normalize(X: Any, norms: np.ndarray | None = None) -> Any:
     ``norms`` (from :func:`row_norms`) saves computing them again.
     """
     X = _as_matrix(X)
+    n = X.shape[0]
     if norms is None:
         norms = row_norms(X)
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(X.dtype)
+    norms = np.asarray(norms, dtype=np.float64)
+    if norms.shape != (n,) or np.isnan(norms).any():
+        got = f"shape {norms.shape}" if norms.shape != (n,) else "NaN"
+        raise InputError(f"norms must be {n} numbers, one per row of X (see row_norms()); got {got}")
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    # A scale outside X's dtype (a norm beyond 1/tiny or below 1/max, or an infinite one) would
+    # lose digits or become 0 there: those rows are divided by their peak first, in float64.
+    info = np.finfo(X.dtype)
+    extreme = np.flatnonzero((norms > 0) & ~((scale >= info.tiny) & (scale <= info.max)))
     if sp.issparse(X):
         X = _canonical_csr(X)
-        return sp.csr_matrix((X.data * scale[_row_of_entries(X)], X.indices.copy(),
-                              X.indptr.copy()), shape=X.shape)
-    return X * scale[:, None]
+        row_of = _row_of_entries(X)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # extreme: redone
+            data = (X.data * scale[row_of]).astype(X.dtype)
+        out = sp.csr_matrix((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+        if len(extreme):
+            values, of, _ = _sparse_rescaled(X, extreme)
+            sums = np.bincount(of, weights=values * values, minlength=len(extreme))
+            out.data[np.isin(row_of, extreme)] = values / np.sqrt(sums[of])
+        return out
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # extreme rows: redone
+        out = X * scale.astype(X.dtype)[:, None]
+    if len(extreme):
+        R, _ = _dense_rescaled(X[extreme])
+        out[extreme] = R / np.sqrt(np.einsum("ij,ij->i", R, R))[:, None]
+    return out
 
 
 def _dot(X: Any, Y: Any) -> np.ndarray:
@@ -158,11 +256,20 @@ def pairwise(X: Any, Y: Any | None = None, *, metric: str = "cosine_similarity",
     one-pair functions of this module.
     """
     if metric not in PAIRWISE_METRICS:
-        raise ValueError(f"unknown metric {metric!r}; valid values are {', '.join(PAIRWISE_METRICS)}")
+        raise InputError(f"unknown metric {metric!r}; valid values are {', '.join(PAIRWISE_METRICS)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer (rows of X per block), got "
+                         f"{batch_size!r}")
     X = _as_matrix(X)
-    Y = X if Y is None else _as_matrix(Y)
+    _check_finite(X, "X")
+    if Y is None:
+        Y = X
+    else:
+        Y = _as_matrix(Y)
+        _check_finite(Y, "Y")
     if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X has dimension {X.shape[1]} but Y has {Y.shape[1]}; they must match")
+        raise InputError(f"X has dimension {X.shape[1]} but Y has {Y.shape[1]}; they must match")
     dtype = np.result_type(X.dtype, Y.dtype)
     work = np.float64 if metric in _CANCELLING else dtype
     Y = Y.astype(work, copy=False)
@@ -176,8 +283,10 @@ def pairwise(X: Any, Y: Any | None = None, *, metric: str = "cosine_similarity",
 def _one(a: Any, b: Any, metric: str) -> float:
     A, B = _as_matrix(a), _as_matrix(b)
     if A.shape[0] != 1 or B.shape[0] != 1:
-        raise ValueError(f"expected two single vectors, got shapes {A.shape} and {B.shape}; "
+        raise InputError(f"expected two single vectors, got shapes {A.shape} and {B.shape}; "
                          "use pairwise() for matrices")
+    _check_finite(A, "a")
+    _check_finite(B, "b")
     if metric == "euclidean" and A.shape == B.shape:
         # The direct difference is exact where the expanded form of pairwise() cancels.
         return float(row_norms(A.astype(np.float64) - B.astype(np.float64))[0])

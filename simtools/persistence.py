@@ -1,29 +1,39 @@
-"""Folder persistence: ``config.json`` + safetensors arrays + JSON metadata, written atomically.
+"""The files inside a saved folder: ``config.json``, safetensors arrays, ``.npy`` and JSON.
 
-Every saved object (encoder, index, model) is a folder. A write goes to a hidden temporary
-folder beside the target and is renamed into place only once complete, so an interrupted save
-leaves the previous folder intact. Nothing here uses pickle: a folder handed to a user can only
-ever contain JSON and raw tensors.
+Every saved object (encoder, index, model) is a folder; :mod:`simtools.folders` decides where
+its files go and swaps versions atomically, this module reads and writes the files themselves.
+Reading treats every file as hostile: only regular files directly inside the folder are opened
+(no symlink, FIFO or ``../``), JSON depth and numbers are bounded, and an array header that
+claims more data than the file holds is an error before any memory is taken. Nothing here uses
+pickle: a folder handed to a user can only ever contain JSON and raw tensors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
-import shutil
+import re
+import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from .errors import FormatError
+
 __all__ = [
     "FormatError",
-    "atomic_folder",
     "atomic_write",
+    "file_digest",
     "load_arrays",
+    "load_npy",
+    "loads_json",
+    "member",
     "read_config",
     "read_json",
     "save_arrays",
@@ -31,44 +41,12 @@ __all__ = [
 ]
 
 CONFIG_NAME = "config.json"
-
-
-class FormatError(ValueError):
-    """A saved folder is missing, corrupted, truncated or of an unsupported format version."""
-
-
-@contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a fresh temporary folder; on success it replaces ``path`` atomically.
-
-    On any exception the temporary folder is removed and ``path`` is left as it was.
-    """
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder; choose another output path")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    old: Path | None = None
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        if target.exists():
-            # Two renames: the old folder is moved aside first so that the new one can take its
-            # name; a crash between them leaves ``.old`` beside a missing target, never a mix.
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            old.rmdir()
-            os.replace(target, old)
-        os.replace(tmp, target)
-    except BaseException:
-        # An exception (unlike a crash) between the two renames puts the old folder back.
-        if old is not None and old.exists() and not target.exists():
-            os.replace(old, target)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+# Deeper JSON than this is refused before the parser recurses (Python's limit is about 1,000).
+MAX_JSON_DEPTH = 200
+# Read once, at import: os.umask can only be read by setting it, which races with other threads.
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+_SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}")
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
@@ -77,6 +55,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); the result gets the mode of any new file.
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -88,20 +68,6 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]
         raise
 
 
-def _fsync_tree(folder: Path) -> None:
-    # mkdtemp makes a private (0700) folder; give the result the permissions of any new folder.
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.rglob("*"):
-        if path.is_dir():
-            path.chmod(0o777 & ~umask)
-        elif path.is_file():
-            path.chmod(0o666 & ~umask)
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as UTF-8 JSON (used inside an :func:`atomic_folder`)."""
     with open(path, "w", encoding="utf-8") as handle:
@@ -109,16 +75,96 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
         handle.write("\n")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number simtools writes")
+
+
+def loads_json(text: str | bytes, *, where: str) -> Any:
+    """Parse JSON as simtools writes it; anything else is a :class:`FormatError` naming ``where``.
+
+    Numbers must be finite (``1e999``, ``NaN`` and ``Infinity`` are refused, so no ``inf`` ever
+    reaches an ``int()``) and nesting beyond the interpreter's depth is an error, not a crash.
+    """
+    try:
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise FormatError(f"{where} is nested too deeply to be a simtools file; rebuild or "
+                          "re-save it") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise FormatError(f"{where} is corrupted ({e}); rebuild or re-save it") from e
+
+
+def member(folder: str | os.PathLike[str], name: str, *, required: bool = True) -> Path:
+    """``folder/name`` once it is known to be a regular file inside ``folder``.
+
+    ``name`` comes from a config a user may have been handed, so it must be a plain relative
+    path (no ``..``, no absolute path) and no part of it may be a symlink; the file itself must
+    be regular (a FIFO would block the reader forever). ``required=False`` returns the path of
+    an absent file instead of raising, for optional files.
+    """
+    folder = Path(folder)
+    parts = name.split("/") if isinstance(name, str) else []
+    if not parts or not all(_SAFE_PART.fullmatch(part) for part in parts):
+        raise FormatError(f"{folder} names the file {name!r}, which is not a plain file name "
+                          "inside the folder; the folder was edited or is not a simtools folder")
+    path = folder
+    for i, part in enumerate(parts):
+        path = path / part
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            if required:
+                raise FormatError(f"{path} is missing; the folder is incomplete or not a "
+                                  "simtools folder") from None
+            return folder / name
+        except OSError as e:
+            raise FormatError(f"{path} cannot be read ({e.strerror})") from e
+        last = i == len(parts) - 1
+        if stat.S_ISLNK(info.st_mode):
+            raise FormatError(f"{path} is a symbolic link; simtools only reads files that are "
+                              "inside the folder itself")
+        if last and not stat.S_ISREG(info.st_mode):
+            raise FormatError(f"{path} is not a regular file; the folder is damaged")
+        if not last and not stat.S_ISDIR(info.st_mode):
+            raise FormatError(f"{path} is not a folder; the folder is damaged")
+    return path
+
+
+def _regular(path: Path) -> Path:
+    """``path`` itself must be a regular file (not a symlink, FIFO or device)."""
+    return member(path.parent, path.name)
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file, turning every failure into a :class:`FormatError` that names the file."""
-    path = Path(path)
+    path = _regular(Path(path))
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError as e:
-        raise FormatError(f"{path} is missing; the folder is incomplete or not a simtools folder") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = path.read_bytes()
+    except OSError as e:
+        raise FormatError(f"{path} cannot be read ({e.strerror}); rebuild or re-save it") from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise FormatError(f"{path} is corrupted ({e}); rebuild or re-save it") from e
+    return loads_json(text, where=str(path))
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, in hex (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        block = bytearray(1 << 20)
+        view = memoryview(block)
+        while n := handle.readinto(block):
+            digest.update(view[:n])
+    return digest.hexdigest()
 
 
 def read_config(
@@ -161,10 +207,31 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"{path} is missing; the folder is incomplete")
+    path = _regular(Path(path))
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError, MemoryError, OverflowError) as e:
+        raise FormatError(f"{path} is corrupted or truncated ({e}); rebuild or re-save it") from e
+
+
+def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
+    """Read a ``.npy`` array (no pickle); a header that disagrees with the file's size, or any
+    damage, is a :class:`FormatError` before memory for the claimed shape is taken."""
+    path = _regular(Path(path))
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = reader(handle)
+            header_end = handle.tell()
+        size = os.path.getsize(path)
+        if dtype.hasobject:
+            raise ValueError("it holds Python objects, which simtools never writes")
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed != size - header_end:
+            raise ValueError(f"its header claims {shape} {dtype} ({claimed} bytes) but the file "
+                             f"holds {size - header_end} bytes of data")
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, MemoryError, OverflowError, EOFError) as e:
         raise FormatError(f"{path} is corrupted or truncated ({e}); rebuild or re-save it") from e

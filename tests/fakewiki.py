@@ -12,7 +12,10 @@ The package (1.4.0) sends, for ``wikipedia.page(title, auto_suggest=False)`` and
 
 Failures are scripted: ``FakeWiki.script`` is a list of actions used up one per request before
 normal answers resume (``("status", code, headers)``, ``"hang"``, ``"html"``); ``FakeWiki.mode``
-applies to every request (``"normal"``, ``"hang"``, ``"html"``, ``"500"``).
+applies to every request (``"normal"``, ``"hang"``, ``"html"``, ``"500"``, and the slow drips
+``"drip"``, which sends the headers at once and then the answer one byte every
+``FakeWiki.drip_interval`` seconds, and ``"drip_headers"``, which drips the status line and headers
+too). A drip never goes quiet for as long as a read timeout, so only a deadline ends it.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class FakeWiki:
         self.disambiguation = dict(disambiguation or {})
         self.script: list[Any] = []
         self.mode = "normal"
+        self.drip_interval = 0.2
         self.requests: list[dict[str, str]] = []
         self.user_agents: list[str] = []
         self._release = threading.Event()
@@ -118,6 +122,9 @@ class FakeWiki:
         if action == "hang":
             self._release.wait(10)
             return
+        if action in ("drip", "drip_headers"):
+            self._drip(handler, params, headers_too=action == "drip_headers")
+            return
         if action == "html":
             self._send(handler, 200, b"<html><body>Service unavailable</body></html>",
                        "text/html; charset=utf-8")
@@ -130,6 +137,22 @@ class FakeWiki:
             return
         body = json.dumps(self._answer(params)).encode("utf-8")
         self._send(handler, 200, body, "application/json; charset=utf-8")
+
+    def _drip(self, handler: BaseHTTPRequestHandler, params: dict[str, str], *,
+              headers_too: bool) -> None:
+        body = json.dumps(self._answer(params)).encode("utf-8")
+        head = (f"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode("ascii")
+        slow = head + body if headers_too else body
+        try:
+            if not headers_too:
+                handler.wfile.write(head)
+            for byte in slow:
+                handler.wfile.write(bytes([byte]))
+                if self._release.wait(self.drip_interval):
+                    return
+        except OSError:  # the client hung up: what a deadline does
+            return
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, code: int, body: bytes, content_type: str,

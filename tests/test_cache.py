@@ -149,8 +149,8 @@ def test_bad_calls_are_refused(tmp_path, call, match: str) -> None:
 
 def test_default_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("SIMTOOLS_CACHE_DIR", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
-    assert TeacherCache().root == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c" / "teacher"  # the folder of every cache
+    assert TeacherCache().root == tmp_path / "c" / "teacher"
     monkeypatch.delenv("SIMTOOLS_CACHE_DIR")
     assert default_cache_dir().parts[-3:] == (".cache", "simtools", "teacher")
 

@@ -1,8 +1,9 @@
-"""``simtools cache info`` / ``clear`` and the TeacherCache calls under them."""
+"""``simtools cache info`` / ``clear`` / ``compact`` and the TeacherCache calls under them."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from simtools_cli.main import main
 
-from simtools.distill.cache import TeacherCache
+from simtools.distill.cache import TeacherCache, default_cache_dir
 from simtools.distill.teacher import ENSEMBLE_CACHE_PREFIX
 
 ENCODER = "encoder:v1"
@@ -30,7 +31,8 @@ def cache(tmp_path):
 
 
 def _run(cache, *args, input=None):
-    return CliRunner().invoke(main, ["cache", *args, "--cache-dir", str(cache.root)],
+    # --cache-dir names the folder of every cache; the teacher cache is its teacher/.
+    return CliRunner().invoke(main, ["cache", *args, "--cache-dir", str(cache.root.parent)],
                               input=input)
 
 
@@ -50,10 +52,58 @@ def test_info_json(cache):
     result = _run(cache, "info", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert {s["model_id"] for s in out["stores"]} == {ENCODER, FITTED}
-    assert out["bytes"] == sum(s["bytes"] for s in out["stores"])
+    teacher = out["teacher"]
+    assert out["root"] == str(cache.root.parent) and teacher["root"] == str(cache.root)
+    assert {s["model_id"] for s in teacher["stores"]} == {ENCODER, FITTED}
+    assert teacher["bytes"] == sum(s["bytes"] for s in teacher["stores"])
+    assert out["wikipedia"] == {"root": str(cache.root.parent / "wikipedia"), "hosts": [],
+                                "pages": 0, "bytes": 0}
     text = _run(cache, "info").output
     assert "2 store(s)" in text and "4 rows x 4" in text and "notes" not in text
+    assert "wikipedia page cache" in text and "no pages" in text
+
+
+def test_info_lists_the_wikipedia_page_cache(cache):
+    pages = cache.root.parent / "wikipedia" / "en.wikipedia.org"
+    pages.mkdir(parents=True)
+    for name in ("Tennis-0a1b", "Chess-2c3d"):
+        (pages / f"{name}.json").write_text('{"title": "x"}')
+    (pages.parent / "empty.host").mkdir()  # no pages: not listed
+    out = json.loads(_run(cache, "info", "--json").output)["wikipedia"]
+    assert [(h["host"], h["pages"]) for h in out["hosts"]] == [("en.wikipedia.org", 2)]
+    assert out["pages"] == 2 and out["bytes"] == 28
+    text = _run(cache, "info").output
+    assert "wikipedia page cache" in text and "2 page(s)" in text and "en.wikipedia.org" in text
+
+
+def test_one_environment_variable_names_the_folder_of_every_cache(tmp_path, monkeypatch,
+                                                                   caplog):
+    from simtools.wiki.api import default_cache_dir as wiki_cache_dir
+
+    monkeypatch.setenv("SIMTOOLS_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c" / "teacher"
+    assert wiki_cache_dir() == tmp_path / "c" / "wikipedia"
+    out = json.loads(CliRunner().invoke(main, ["cache", "info", "--json"]).output)
+    assert out["teacher"]["root"] == str(tmp_path / "c" / "teacher")
+    assert out["wikipedia"]["root"] == str(tmp_path / "c" / "wikipedia")
+    # The older meaning (the teacher cache itself) is noticed and explained.
+    TeacherCache(tmp_path / "c").put(ENCODER, ["a"], np.ones((1, 2), dtype=np.float32))
+    with caplog.at_level(logging.WARNING, logger="simtools.distill.cache"):
+        default_cache_dir()
+    assert "holds teacher cache stores directly" in caplog.text
+    assert str(tmp_path / "c" / "teacher") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="simtools.distill.cache"):
+        default_cache_dir()
+    assert caplog.text == ""  # once per process
+
+
+@pytest.mark.parametrize("command", ["info", "compact", "clear"])
+def test_help_has_examples(command):
+    result = CliRunner().invoke(main, ["cache", command, "--help"])
+    assert result.exit_code == 0
+    assert "Examples:\n" in result.output
+    assert f"\n    simtools cache {command}" in result.output  # \b kept the lines apart
 
 
 def test_clear_fitted_keeps_the_embeddings(cache):
@@ -115,7 +165,7 @@ def test_a_removed_store_is_computed_again(cache):
 
 def test_empty_or_missing_root(tmp_path):
     result = CliRunner().invoke(main, ["cache", "info", "--cache-dir", str(tmp_path / "none")])
-    assert result.exit_code == 0 and "no stores" in result.output
+    assert result.exit_code == 0 and "no stores" in result.output and "no pages" in result.output
     assert TeacherCache(tmp_path / "none").stores() == []
 
 

@@ -46,29 +46,33 @@ def test_json_schema_and_top_k():
 def test_stdin_one_text_per_line():
     result = run("-", stdin="a new phone with a faster chip\n\nthe film won an award\n")
     assert result.exit_code == 0
-    assert len(result.stdout.splitlines()) == 2  # the blank line is skipped
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[1] == "EMPTY\t-\t"  # the blank line keeps its place
 
 
-@pytest.mark.parametrize("args, message", [
-    (("   ",), "is empty or has no words"),
-    (("안녕하세요",), "have no letter or digit in the scripts the model was trained on"),
-    (("🎉🎉",), "have no letter or digit in the scripts the model was trained on"),
-    (("--top-k", "0", "text"), "must be at least 1"),
-])
-def test_bad_input_is_a_one_line_error(args, message):
-    result = run(*args)
-    assert result.exit_code != 0 and "Traceback" not in result.output
-    assert message in result.output
+@pytest.mark.parametrize("text, label", [("   ", "EMPTY"), ("안녕하세요", "UNKNOWN"),
+                                         ("🎉🎉", "UNKNOWN")])
+def test_a_text_that_cannot_be_classified_is_a_record(text, label):
+    result = run(text)
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert result.stdout == f"{label}\t-\t{text}\n"
+    assert result.stderr.startswith(f"Warning: 1 of 1 line(s) could not be classified: 1 {label}")
+
+
+def test_bad_option_is_a_one_line_error():
+    result = run("--top-k", "0", "text")
+    assert result.exit_code == 2 and "must be at least 1" in result.output
 
 
 def test_unknown_script_texts_are_marked_and_the_others_classified():
     result = run("-", stdin="The striker scored twice\n안녕하세요\nMPs vote on the budget\n")
-    assert result.exit_code == 1
+    assert result.exit_code == 0  # every line was written; a warning counts the UNKNOWN ones
     labels = [line.split("\t")[0] for line in result.stdout.splitlines()]
     assert labels == ["sports", "UNKNOWN", "politics"]
-    assert "1 text(s)" in result.stderr and "text 2" in result.stderr
+    assert "1 UNKNOWN (no letter or digit" in result.stderr and "line 2" in result.stderr
     rows = [json.loads(line) for line in run("--json", "안녕하세요").stdout.splitlines()]
-    assert rows[0]["label"] is None and rows[0]["probabilities"] == {} and "error" in rows[0]
+    assert rows[0]["label"] is None and rows[0]["probabilities"] == {}
+    assert rows[0]["error"] == "UNKNOWN: no letter or digit in the scripts the model was trained on"
 
 
 def test_allow_unknown_classifies_other_scripts():
@@ -93,3 +97,12 @@ def test_cold_start_imports_no_heavy_library():
             "print(sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_evaluate_on_an_empty_hold_out_is_an_error(tmp_path):
+    data = tmp_path / "tiny.csv"
+    data.write_text("text,label\nshares fell,business\nthe striker scored,sports\n")
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(data)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "accuracy" not in result.stdout
+    assert "the val split of" in result.stderr and "holds no texts" in result.stderr

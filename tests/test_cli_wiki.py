@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import json
 import socket
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -106,8 +107,44 @@ def test_no_network_is_one_clear_line(runner, tmp_path):
         "--retries", "0", "--timeout", "1"])
     assert result.exit_code == 1
     assert "cannot reach http://127.0.0.1" in result.stderr
-    assert "use the cache" in result.stderr and "--api-url" in result.stderr
+    assert "not in the page cache" in result.stderr and "--api-url" in result.stderr
+    assert "--refresh" not in result.stderr  # it was not given
     no_traceback(result)
+
+
+def test_slow_drip_server_ends_within_the_deadline(fake, runner, tmp_path):
+    # One byte every 0.2 s never trips a per-read timeout; the whole answer would take minutes.
+    fake.mode = "drip"
+    start = time.monotonic()
+    result = runner.invoke(wikipedia_command, ["Tennis", "--out", str(tmp_path / "i"),
+                                               "--api-url", fake.api_url, "--timeout", "1",
+                                               "--retries", "0"])
+    assert time.monotonic() - start < 20
+    assert result.exit_code == 1
+    assert "failed: Tennis: cannot reach" in result.stderr
+    assert "timed out: no complete answer within 1 s" in result.stderr
+    no_traceback(result)
+
+
+def test_budget_bounds_the_whole_run(fake, runner, tmp_path):
+    fake.mode = "drip_headers"
+    start = time.monotonic()
+    result = runner.invoke(wikipedia_command, ["Tennis", "Machine learning", "--out",
+                                               str(tmp_path / "i"), "--api-url", fake.api_url,
+                                               "--timeout", "30", "--retries", "5",
+                                               "--budget", "1"])
+    assert time.monotonic() - start < 20
+    assert result.exit_code == 1
+    assert "budget" in result.stderr and "--budget" in result.stderr
+    assert len(fake.requests) == 1  # cut at 1 s; no time left to retry or for the next title
+    no_traceback(result)
+
+
+def test_help_documents_the_deadline_and_the_budget(runner):
+    result = runner.invoke(wikipedia_command, ["--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())  # click rewraps help text
+    assert "--budget" in text and "not per read" in text
 
 
 def test_non_json_server_is_one_clear_line(fake, runner, tmp_path):
@@ -211,6 +248,27 @@ def test_dump_resume(runner, sample_dump, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["resumed_after_pageid"] == 3 and summary["articles_this_run"] == 2
     assert len(Index.load(out)) == 3
+
+
+def test_dump_caps_and_duplicates_are_skipped_and_reported(runner, tmp_path):
+    pages = [page_xml("Big", 1, "word " * 100), page_xml("Deep", 2, "<b><i><u>deep words"),
+             page_xml("Fine", 3, "A fine page."), page_xml("Again", 3, "Page three again.")]
+    path = tmp_path / "d.xml.bz2"
+    path.write_bytes(bz2.compress(dump_xml(pages).encode("utf-8")))
+    out = tmp_path / "d"
+    result = runner.invoke(dump_command, [str(path), "--out", str(out), "--max-page-bytes",
+                                          "100", "--max-nesting", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "1 too large, 1 too deeply nested, 1 duplicate id(s)" in result.stderr
+    stats = json.loads(result.stdout)["stats"]
+    assert (stats["too_large"], stats["too_nested"], stats["duplicates"]) == (1, 1, 1)
+    assert Index.load(out).ids == ["3"]
+    unlimited = runner.invoke(dump_command, [str(path), "--out", str(tmp_path / "all"),
+                                             "--max-page-bytes", "0", "--max-nesting", "0"])
+    assert unlimited.exit_code == 0, unlimited.output
+    assert sorted(Index.load(tmp_path / "all").ids) == ["1", "2", "3"]
+    help_text = " ".join(runner.invoke(dump_command, ["--help"]).output.split())
+    assert "--max-page-bytes INTEGER RANGE" in help_text and "--max-nesting" in help_text
 
 
 def test_dump_not_bz2_is_one_line(runner, tmp_path):

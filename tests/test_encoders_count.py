@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from folder_tools import live, reseal
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -115,18 +118,20 @@ def test_save_load_round_trip_gives_identical_vectors(name, tmp_path):
 
 def test_load_encoder_unknown_type(tmp_path):
     make_encoder("count").fit(TEXTS).save(tmp_path / "e")
-    config = (tmp_path / "e" / "config.json").read_text().replace('"type": "count"', '"type": "magic"')
-    (tmp_path / "e" / "config.json").write_text(config)
-    with pytest.raises(FormatError, match="encoder of unknown type 'magic'; known types: count"):
+    config = (live(tmp_path / "e") / "config.json").read_text().replace('"type": "count"', '"type": "magic"')
+    (live(tmp_path / "e") / "config.json").write_text(config)
+    reseal(tmp_path / "e")
+    with pytest.raises(FormatError, match="encoder of unknown type 'magic'; known types: bm25, count"):
         load_encoder(tmp_path / "e")
 
 
 def test_load_encoder_inconsistent_vocabulary(tmp_path):
     make_encoder("count").fit(TEXTS).save(tmp_path / "e")
     encoder = make_encoder("count").fit(TEXTS)
-    config = (tmp_path / "e" / "config.json").read_text()
+    config = (live(tmp_path / "e") / "config.json").read_text()
     config = config.replace(f'"dim": {encoder.dim}', '"dim": 99')
-    (tmp_path / "e" / "config.json").write_text(config)
+    (live(tmp_path / "e") / "config.json").write_text(config)
+    reseal(tmp_path / "e")
     with pytest.raises(FormatError, match=r"inconsistent encoder config.*vocabulary has \d+ terms, config says 99"):
         load_encoder(tmp_path / "e")
 
@@ -149,7 +154,7 @@ def test_fit_rejects_blank_texts():
 
 
 def test_unknown_encoder_name():
-    with pytest.raises(ValueError, match="unknown encoder 'bert'; valid values are char, count"):
+    with pytest.raises(ValueError, match="unknown encoder 'bert'; valid values are bm25, char, count"):
         make_encoder("bert")
 
 
@@ -160,3 +165,44 @@ def test_bad_parameters():
         CountEncoder(analyzer="letters").fit(TEXTS)
     with pytest.raises(ValueError, match="unknown encoder kind 'bm25'"):
         CountEncoder("bm25").fit(TEXTS)
+    with pytest.raises(ValueError, match="max_chars must be a positive integer or None"):
+        CountEncoder(max_chars=0).fit(TEXTS)
+
+
+# -- the cap on characters per text ----------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_every_lexical_encoder_caps_the_characters_of_a_text(name):
+    encoder = make_encoder(name)
+    assert encoder.max_chars == 100_000
+    head = " ".join(f"word{i}" for i in range(12_000))  # about 100,000 characters
+    tail = " other words that come after the cap" * 2_000
+    text = (head + " " + tail)[:250_000]
+    encoder.fit([text, "other words"])
+    cut = encoder.encode([text[:100_000]])
+    assert (encoder.encode([text]) != cut).nnz == 0  # the tail past 100,000 is ignored
+
+
+def test_max_chars_is_a_parameter_and_none_lifts_the_cap():
+    encoder = CountEncoder("count", max_chars=10).fit(["alpha beta gamma", "delta"])
+    assert encoder.vocabulary == ["alpha", "beta", "delta"]  # fit sees "alpha beta" only
+    row = encoder.encode(["beta alpha gamma beta"]).toarray()[0]  # "beta alpha"
+    assert row.tolist() == [1.0, 1.0, 0.0]
+    whole = CountEncoder("count", max_chars=None).fit(["alpha beta gamma"])
+    assert "gamma" in whole.vocabulary
+    assert clone(encoder).get_params()["max_chars"] == 10
+
+
+def test_max_chars_is_saved_and_old_folders_get_the_default(tmp_path):
+    encoder = CountEncoder("tfidf", max_chars=5).fit(TEXTS)
+    loaded = load_encoder(encoder.save(tmp_path / "e"))
+    assert loaded.max_chars == 5
+    assert (loaded.encode(TEXTS) != encoder.encode(TEXTS)).nnz == 0
+    none = load_encoder(CountEncoder("count", max_chars=None).fit(TEXTS).save(tmp_path / "n"))
+    assert none.max_chars is None
+    # A folder written before the cap existed has no max_chars in its config.
+    config_path = live(tmp_path / "e") / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["max_chars"]
+    config_path.write_text(json.dumps(config))
+    reseal(tmp_path / "e")
+    assert load_encoder(tmp_path / "e").max_chars == 100_000

@@ -363,16 +363,20 @@ def test_kind_without_gpu_support_stays_on_cpu(monkeypatch, data) -> None:
 
 @pytest.mark.parametrize("name", ["flat", "ivf"])
 def test_mapped_index_resaved_over_its_own_folder(name: str, data, tmp_path) -> None:
-    from simtools.persistence import atomic_folder
+    from simtools.folders import current_version, open_folder, save_folder
 
     X, Q = data
     folder = tmp_path / "index"
-    with atomic_folder(folder) as tmp:
+    with save_folder(folder, kind="index") as tmp:
         config = build(name, "l2", X).save(tmp)
-    mapped = fb.load_backend(folder, config, mmap=True)
+    with open_folder(folder, kind="index") as files:
+        mapped = fb.load_backend(files, config, mmap=True)
     expected = mapped.search(Q, 5)[1]
-    # The folder the map points into is renamed away and deleted: the mapping must survive.
-    with atomic_folder(folder) as tmp:
+    first = current_version(folder)
+    # The version the map points into is removed by the next save: the mapping must survive.
+    with save_folder(folder, kind="index") as tmp:
         config = mapped.save(tmp)
+    assert not first.exists()
     np.testing.assert_array_equal(mapped.search(Q, 5)[1], expected)
-    np.testing.assert_array_equal(fb.load_backend(folder, config).search(Q, 5)[1], expected)
+    np.testing.assert_array_equal(
+        fb.load_backend(current_version(folder), config).search(Q, 5)[1], expected)

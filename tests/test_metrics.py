@@ -271,3 +271,68 @@ def test_pairwise_agrees_with_sklearn(pair):
                                    skp.euclidean_distances(X, Y), atol=1e-6 * scale)
         np.testing.assert_allclose(pairwise(x, y, metric="cosine_similarity"),
                                    skp.cosine_similarity(X, Y), atol=1e-9)
+
+
+# -- hostile numbers: NaN and infinity refused, huge and tiny vectors exact -----------------------
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_infinity_are_an_input_error(bad, kind):
+    from simtools.errors import InputError
+
+    a = as_kind(np.array([[bad, 1.0, 2.0]]), kind)
+    b = as_kind(np.array([[1.0, 1.0, 1.0]]), kind)
+    for function in PAIR_FUNCTIONS.values():
+        for x, y in [(a, b), (b, a)]:
+            with pytest.raises(InputError, match="NaN or infinity"):
+                function(x, y)
+    for metric in PAIRWISE_METRICS:
+        with pytest.raises(InputError, match="NaN or infinity"):
+            pairwise(b, a, metric=metric)
+    with pytest.raises(InputError, match="NaN or infinity"):
+        metrics.row_norms(a)
+    with pytest.raises(InputError, match="NaN or infinity"):
+        metrics.l2_normalize(a)
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("value, dtype", [(3e38, np.float32), (1e-30, np.float32),
+                                          (1e-41, np.float32), (1e200, np.float64),
+                                          (1e-300, np.float64), (1.5e308, np.float64)])
+def test_huge_and_tiny_vectors_keep_their_length_and_direction(value, dtype, kind):
+    X = as_kind(np.array([[value, value], [value, 0.0], [3.0, 4.0]], dtype=dtype), kind)
+    norms = metrics.row_norms(X)
+    expected = [value * math.sqrt(2), value, 5.0]
+    np.testing.assert_allclose(norms, expected, rtol=1e-5 if value > 1e-40 else 1e-3)
+    unit = metrics.l2_normalize(X)
+    unit = unit.toarray() if sp.issparse(unit) else unit
+    assert unit.dtype == dtype
+    np.testing.assert_allclose(unit, [[0.5 ** 0.5, 0.5 ** 0.5], [1, 0], [0.6, 0.8]], rtol=1e-6)
+    cos = pairwise(X, metric="cosine_similarity")
+    np.testing.assert_allclose(np.diag(cos), 1.0, rtol=1e-6)
+    row = np.array([value, value], dtype=dtype)
+    assert metrics.cosine_similarity(row, row) == pytest.approx(1.0, rel=1e-6)
+    assert metrics.normalized_euclidean(row, row) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_row_norms_fast_path_matches_float64_reference(rng):
+    X = rng.normal(size=(500, 33)).astype(np.float32) * rng.uniform(1e-3, 1e3, size=(500, 1))
+    X[7] = 0
+    expected = np.linalg.norm(X.astype(np.float64), axis=1)
+    np.testing.assert_allclose(metrics.row_norms(X), expected, rtol=1e-6)
+    np.testing.assert_allclose(metrics.row_norms(sp.csr_matrix(X)), expected, rtol=1e-6)
+    assert metrics.row_norms(X)[7] == 0 and not metrics.l2_normalize(X)[7].any()
+
+
+@pytest.mark.parametrize("batch_size", [-1, 0, 1.5, True, "10"])
+def test_pairwise_rejects_a_bad_batch_size(batch_size):
+    from simtools.errors import InputError
+
+    with pytest.raises(InputError, match=f"batch_size must be a positive integer.*got {batch_size!r}"):
+        pairwise(np.ones((3, 2)), batch_size=batch_size)
+
+
+def test_l2_normalize_checks_given_norms():
+    from simtools.errors import InputError
+
+    with pytest.raises(InputError, match=r"norms must be 2 numbers, one per row of X"):
+        metrics.l2_normalize(np.ones((2, 3)), np.ones(3))

@@ -7,61 +7,12 @@ import pytest
 
 from simtools.persistence import (
     FormatError,
-    atomic_folder,
     load_arrays,
     read_config,
     read_json,
     save_arrays,
     write_json,
 )
-
-
-def leftovers(folder):
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
-
-
-# -- atomic_folder ----------------------------------------------------------------------------
-def test_atomic_folder_creates_and_replaces(tmp_path):
-    target = tmp_path / "out" / "model"
-    with atomic_folder(target) as tmp:
-        (tmp / "a.txt").write_text("one")
-        assert not target.exists()
-    assert (target / "a.txt").read_text() == "one"
-    with atomic_folder(target) as tmp:
-        (tmp / "b.txt").write_text("two")
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    assert leftovers(target.parent) == []
-
-
-def test_atomic_folder_exception_keeps_old_folder_and_removes_temp(tmp_path):
-    target = tmp_path / "model"
-    with atomic_folder(target) as tmp:
-        (tmp / "a.txt").write_text("old")
-    with pytest.raises(RuntimeError, match="disk full"), atomic_folder(target) as tmp:
-        (tmp / "a.txt").write_text("half")
-        raise RuntimeError("disk full")
-    assert (target / "a.txt").read_text() == "old"
-    assert leftovers(tmp_path) == []
-
-
-def test_atomic_folder_exception_without_old_folder_leaves_nothing(tmp_path):
-    with pytest.raises(KeyboardInterrupt), atomic_folder(tmp_path / "model"):
-        raise KeyboardInterrupt
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_folder_refuses_a_file(tmp_path):
-    (tmp_path / "model").write_text("x")
-    with pytest.raises(FileExistsError, match="exists and is not a folder"), \
-            atomic_folder(tmp_path / "model"):
-        pass
-
-
-def test_atomic_folder_refuses_to_overwrite_when_asked(tmp_path):
-    (tmp_path / "model").mkdir()
-    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"), \
-            atomic_folder(tmp_path / "model", overwrite=False):
-        pass
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -184,26 +135,3 @@ def test_load_arrays_garbage(tmp_path):
     path.write_bytes(b"\x00\x01 not a safetensors file")
     with pytest.raises(FormatError, match="is corrupted or truncated"):
         load_arrays(path)
-
-
-def test_atomic_folder_failure_between_the_two_renames_restores_the_old_folder(tmp_path, monkeypatch):
-    import simtools.persistence as persistence
-
-    target = tmp_path / "model"
-    with atomic_folder(target) as tmp:
-        (tmp / "a.txt").write_text("old")
-    real_replace = persistence.os.replace
-    calls = []
-
-    def replace(src, dst):
-        calls.append((src, dst))
-        if len(calls) == 2:  # the new folder taking the target's name
-            raise OSError("rename failed")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(persistence.os, "replace", replace)
-    with pytest.raises(OSError, match="rename failed"), atomic_folder(target) as tmp:
-        (tmp / "a.txt").write_text("new")
-    monkeypatch.undo()
-    assert (target / "a.txt").read_text() == "old"
-    assert leftovers(tmp_path) == []

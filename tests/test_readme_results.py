@@ -19,6 +19,7 @@ from benchmarks import (
     embedding_fidelity,
 )
 from benchmarks._harness import markdown_cell, markdown_table
+from benchmarks.reliability import sweep as reliability_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -34,6 +35,7 @@ QUOTED: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("distill_seeds_cv5", distill_seeds.readme_table),
     ("distill_sweep", distill_sweep.readme_tables),
     ("embedding_fidelity", embedding_fidelity.readme_tables),
+    ("reliability", reliability_sweep.readme_table),
 ]
 
 

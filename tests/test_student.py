@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from folder_tools import live, reseal
 
 from simtools.classify.student import (
     StudentClassifier,
@@ -131,33 +132,36 @@ def test_save_load_round_trip(rng: np.random.Generator, tmp_path) -> None:
     again = StudentClassifier.load(tmp_path / "m")
     np.testing.assert_array_equal(again.predict_logits(TEXTS), model.predict_logits(TEXTS))
     assert again.labels == model.labels and again.quantized and again.history == model.history
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((live(tmp_path / "m") / "config.json").read_text())
     assert config["kind"] == "model" and config["type"] == "student" and config["format_version"] == 1
 
 
 def test_load_rejects_other_format_version(rng: np.random.Generator, tmp_path) -> None:
     _model(rng).save(tmp_path / "m")
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((live(tmp_path / "m") / "config.json").read_text())
     config["format_version"] = 99
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    (live(tmp_path / "m") / "config.json").write_text(json.dumps(config))
+    reseal(tmp_path / "m")
     with pytest.raises(FormatError, match="format version 99"):
         StudentClassifier.load(tmp_path / "m")
 
 
 def test_load_rejects_other_model_type(rng: np.random.Generator, tmp_path) -> None:
     _model(rng).save(tmp_path / "m")
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((live(tmp_path / "m") / "config.json").read_text())
     config["type"] = "teacher"
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    (live(tmp_path / "m") / "config.json").write_text(json.dumps(config))
+    reseal(tmp_path / "m")
     with pytest.raises(FormatError, match="expected 'student'"):
         StudentClassifier.load(tmp_path / "m")
 
 
 def test_load_rejects_inconsistent_weights(rng: np.random.Generator, tmp_path) -> None:
     _model(rng).save(tmp_path / "m")
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((live(tmp_path / "m") / "config.json").read_text())
     config["labels"] = ["only", "two"]
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    (live(tmp_path / "m") / "config.json").write_text(json.dumps(config))
+    reseal(tmp_path / "m")
     with pytest.raises(FormatError, match="inconsistent"):
         StudentClassifier.load(tmp_path / "m")
 
@@ -232,10 +236,72 @@ def test_unknown_script_is_an_error_only_when_checked(rng: np.random.Generator) 
     model = _model(rng)
     model.config["known_pages"] = [0]
     texts = ["a plain english text", "안녕하세요", "🎉🎉"]
-    with pytest.raises(ValueError, match=r"2 text\(s\) have no letter or digit.*text 1 \('안녕하세요'\)"):
+    with pytest.raises(ValueError, match=r"2 text\(s\) have no letter or digit.*text 2 \('안녕하세요'\)"):
         model.predict_proba(texts, check_scripts=True)
     proba, known = model.predict_proba_known(texts)
     assert known.tolist() == [True, False, False] and np.allclose(proba.sum(axis=1), 1)
     assert model.predict_proba(texts).shape == (3, len(model.labels))  # unchecked: classified
     del model.config["known_pages"]  # a model saved without the record skips the check
     assert model.predict_proba(texts, check_scripts=True).shape == (3, len(model.labels))
+
+
+# -- damaged weights and config fail at load, as FormatError ------------------------------------
+def _state(model: StudentClassifier) -> tuple[dict, dict]:
+    config = {"labels": model.labels, "featurizer": model.featurizer.params(),
+              "known_pages": [0, 1]}
+    return config, dict(model.arrays())
+
+
+@pytest.mark.parametrize("name", ["embeddings", "head_weight", "head_bias", "proj_weight",
+                                  "embeddings_scale"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_from_state_rejects_non_finite_weights(rng: np.random.Generator, name, bad) -> None:
+    config, arrays = _state(_model(rng, quantize=name == "embeddings_scale"))
+    arrays[name] = arrays[name].astype(np.float32)
+    arrays[name].flat[-1] = bad
+    with pytest.raises(FormatError, match=f"{name} holds 1 NaN or infinite value"):
+        StudentClassifier.from_state(config, arrays)
+
+
+@pytest.mark.parametrize("pages", [[0, 0x1100], [-1], [1.5], ["0"], [True], 3])
+def test_from_state_rejects_out_of_range_known_pages(rng: np.random.Generator, pages) -> None:
+    config, arrays = _state(_model(rng))
+    config["known_pages"] = pages
+    with pytest.raises(FormatError, match="known_pages must be a list of code-point pages from 0 to 4351"):
+        StudentClassifier.from_state(config, arrays)
+
+
+@pytest.mark.parametrize("name, shape", [("head_bias", (2,)), ("embeddings_scale", (5,)),
+                                         ("proj_bias", (4,))])
+def test_from_state_rejects_wrong_shapes(rng: np.random.Generator, name, shape) -> None:
+    config, arrays = _state(_model(rng, quantize=True))
+    arrays[name] = np.zeros(shape, np.float32)
+    with pytest.raises(FormatError, match=f"{name} has shape"):
+        StudentClassifier.from_state(config, arrays)
+
+
+def test_from_state_rejects_int8_without_scale(rng: np.random.Generator) -> None:
+    config, arrays = _state(_model(rng, quantize=True))
+    del arrays["embeddings_scale"]
+    with pytest.raises(FormatError, match="int8 embeddings need embeddings_scale"):
+        StudentClassifier.from_state(config, arrays)
+
+
+def test_a_saved_model_with_nan_weights_fails_at_load(rng: np.random.Generator, tmp_path) -> None:
+    model = _model(rng)
+    model.head_bias[0] = np.nan
+    model.save(tmp_path / "m")
+    with pytest.raises(FormatError, match="inconsistent.*head_bias holds 1 NaN"):
+        StudentClassifier.load(tmp_path / "m")
+
+
+def test_predict_proba_known_answers_every_text(rng: np.random.Generator) -> None:
+    model = _model(rng)
+    model.config["known_pages"] = [0]  # Basic Latin and Latin-1 only
+    texts = ["a goal", "", "\x01\x02", "안녕하세요", "\U0001F440", "shares fell"]
+    proba, known = model.predict_proba_known(texts)
+    assert proba.shape == (6, 3) and np.isfinite(proba).all()
+    assert known.tolist() == [True, False, False, False, False, True]
+    np.testing.assert_allclose(proba[[0, 5]], model.predict_proba(["a goal", "shares fell"]))
+    _, known = model.predict_proba_known(texts, check_scripts=False)
+    assert known.tolist() == [True, False, False, True, True, True]

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from folder_tools import live
 
 from simtools.distill.cache import TeacherCache
 from simtools.distill.teacher import (
@@ -250,9 +251,9 @@ def test_sentence_encoder_vectors(model: str, tmp_path) -> None:
     np.testing.assert_allclose(SentenceEncoder(model, batch_size=64).fit(["x"]).encode(
         SENTENCES[2:3])[0], X[2], atol=1e-5)
     encoder.save(tmp_path / "enc")
-    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["config.json",
-                                                                   "encoder.safetensors"]
-    assert (tmp_path / "enc" / "encoder.safetensors").stat().st_size < 1000  # no weights
+    assert sorted(p.name for p in live(tmp_path / "enc").iterdir()) == [
+        ".readers", "config.json", "encoder.safetensors"]
+    assert (live(tmp_path / "enc") / "encoder.safetensors").stat().st_size < 1000  # no weights
     loaded = SentenceEncoder.load(tmp_path / "enc")
     assert isinstance(loaded, SentenceEncoder) and loaded.model == spec.name
     np.testing.assert_allclose(loaded.encode(SENTENCES[:2]), X[:2], atol=1e-6)

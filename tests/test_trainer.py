@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from folder_tools import live
+
 from simtools.data import LabelledData, Split  # noqa: E402
 from simtools.distill.augment import perturbed_copies  # noqa: E402
 from simtools.distill.config import DistillConfig, Method, parse_methods  # noqa: E402
@@ -140,7 +142,7 @@ def test_numpy_student_matches_training_scores(prepared, tmp_path) -> None:
     result = train_student(prepared, _config("soft", quantize=False))
     assert result.summary["val_macro_f1"] == pytest.approx(result.history[-1]["val_macro_f1"])
     result.student.save(tmp_path / "m")
-    history = json.loads((tmp_path / "m" / "history.json").read_text())
+    history = json.loads((live(tmp_path / "m") / "history.json").read_text())
     assert history == json.loads(json.dumps(result.history))
 
 

@@ -132,3 +132,25 @@ def test_check_k_rejects_zero():
 def test_check_k_rejects_more_than_the_index_holds():
     with pytest.raises(ValueError, match=r"k=6 is larger than the 5 items in the index; use k <= 5"):
         check_k(6, 5)
+
+
+def test_value_errors_are_input_errors():
+    from simtools.errors import InputError
+
+    with pytest.raises(InputError, match="contain NaN or infinity in 1 row"):
+        check_vectors(np.array([[np.nan, 1.0]]))
+    with pytest.raises(InputError, match="k must be at least 1"):
+        check_k(0)
+    with pytest.raises(InputError, match=r"texts\[0\] is empty"):
+        check_texts([" "])
+
+
+def test_blank_mask_finds_lines_with_nothing_visible():
+    from simtools._validation import blank_mask
+
+    blank = ["", " ", "\t", "\x01\x02", "\x1c", "\u2028", "\x0b\x0c", "\x85", "\xa0", "\u3000",
+             "\ufeff", "\u200b\u200d", "\ufe0f", "\u00ad", "\x7f"]
+    visible = ["a", " x ", "\U0001F440", "!", "42", "\u2026", "\uc548", "e\u0301", "\\"]
+    assert blank_mask(blank).tolist() == [True] * len(blank)
+    assert blank_mask(visible).tolist() == [False] * len(visible)
+    assert blank_mask([]).shape == (0,)

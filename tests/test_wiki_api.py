@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from simtools.wiki.api import (  # noqa: E402
     ApiClient,
     ApiUnreachableError,
     BadResponseError,
+    BudgetExhaustedError,
     DisambiguationPageError,
     MissingPageError,
     WikipediaFetcher,
@@ -208,6 +210,8 @@ def test_api_url_must_be_http(url):
     ("timeout", 0, "timeout must be > 0"),
     ("max_retries", -1, "max_retries must be >= 0"),
     ("min_interval", -1, "min_interval must be >= 0"),
+    ("max_wait", -1, "max_wait must be >= 0"),
+    ("budget", 0, "budget must be > 0 seconds or None"),
 ])
 def test_client_options_are_checked(option, value, message):
     with pytest.raises(ValueError, match=message):
@@ -229,7 +233,7 @@ def test_connection_refused_is_a_clear_message(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/w/api.php"
     sleeps = Sleeps()
     fetcher = make_fetcher(url, tmp_path, timeout=1, max_retries=2, sleep=sleeps)
-    with pytest.raises(ApiUnreachableError, match="use the cache .* or --api-url"):
+    with pytest.raises(ApiUnreachableError, match=r"\(connection refused\) after 3 attempt\(s\)$"):
         fetcher.fetch("Tennis")
     assert fetcher.client.calls == 3
     assert sleeps == [1.0, 2.0]
@@ -262,6 +266,67 @@ def test_backoff_is_capped(fake, tmp_path):
     sleeps = Sleeps()
     make_fetcher(fake.api_url, tmp_path, sleep=sleeps, max_wait=60).fetch("Tennis")
     assert sleeps == [60.0]
+
+
+def test_default_waits_are_bounded(fake, tmp_path):
+    # A server asking for a day's pause gets 30 s per retry, and a run never waits past its budget.
+    fake.script = [("status", 429, {"Retry-After": "86400"})]
+    sleeps = Sleeps()
+    fetcher = WikipediaFetcher(api_url=fake.api_url, cache_dir=tmp_path, sleep=sleeps,
+                               min_interval=0)
+    assert fetcher.fetch("Tennis").title == "Tennis"
+    assert sleeps == [30.0]
+    assert fetcher.client.budget == 600.0 and fetcher.client.timeout == 30.0
+
+
+@pytest.mark.parametrize("mode", ["drip", "drip_headers"])
+def test_slow_drip_is_cut_off_at_the_request_deadline(fake, tmp_path, mode):
+    # One byte every 0.2 s never trips a 1 s read timeout; dripping the whole first answer
+    # would take over 40 s. The deadline covers the request as a whole, headers included.
+    fake.mode = mode
+    fetcher = make_fetcher(fake.api_url, tmp_path, timeout=1, max_retries=0)
+    start = time.monotonic()
+    with pytest.raises(ApiUnreachableError, match=r"timed out: no complete answer within 1 s"):
+        fetcher.fetch("Tennis")
+    assert time.monotonic() - start < 20  # well before the drip would have finished
+    assert len(fake.requests) == 1
+
+
+def test_deadline_cut_is_retried_like_a_timeout(fake, tmp_path):
+    fake.script = ["drip"]
+    sleeps = Sleeps()
+    page = make_fetcher(fake.api_url, tmp_path, timeout=1, max_retries=1, sleep=sleeps).fetch(
+        "Tennis")
+    assert page.title == "Tennis" and sleeps == [1.0]
+
+
+def test_budget_ends_the_retries_and_the_remaining_titles(fake, tmp_path):
+    fake.mode = "500"
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    fetcher = make_fetcher(fake.api_url, tmp_path, max_retries=10, budget=10, sleep=sleep,
+                           clock=lambda: now[0])
+    report = fetcher.fetch_many(["Tennis", "Machine learning"])
+    # Attempts at t = 0, 1, 3 and 7 s; the next wait (8 s) would overrun the 10 s budget.
+    assert len(fake.requests) == 4 and now[0] == 7
+    assert "HTTP 500" in report.failures["Tennis"]
+    assert "no time left in the 10 s budget" in report.failures["Tennis"]
+    assert "budget" in report.failures["Machine learning"]  # not even tried
+    assert not report.pages
+
+
+def test_spent_budget_fails_at_once(fake, tmp_path):
+    now = [0.0]
+    client = ApiClient(fake.api_url, min_interval=0, budget=5, clock=lambda: now[0])
+    client.request({"prop": "info|pageprops", "titles": "Tennis", "redirects": ""})
+    now[0] = 5.0
+    with pytest.raises(BudgetExhaustedError, match=r"the time budget of 5 s is spent"):
+        client.request({"prop": "info|pageprops", "titles": "Tennis", "redirects": ""})
+    assert len(fake.requests) == 1 and client.budget_exhausted
+    assert ApiClient(fake.api_url, budget=None).budget is None  # no overall limit
 
 
 def test_retry_after_as_http_date():

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import bz2
 import json
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("mwparserfromhell")
 
+from folder_tools import live
+
 from simtools.index import Index  # noqa: E402
 from simtools.wiki.build import PROGRESS_NAME, build_dump_index  # noqa: E402
-from simtools.wiki.dump import DumpError, DumpStats, clean_wikitext, iter_dump  # noqa: E402
+from simtools.wiki.dump import (  # noqa: E402
+    DEFAULT_MAX_NESTING,
+    DEFAULT_MAX_PAGE_BYTES,
+    DumpError,
+    DumpStats,
+    MarkupTooDeepError,
+    clean_wikitext,
+    iter_dump,
+)
 from tests.conftest import shared_file  # noqa: E402
 from tests.fakewiki import SAMPLE_PAGES, TENNIS, dump_xml, multistream_cut, page_xml  # noqa: E402
 
@@ -66,6 +78,36 @@ def test_clean_survives_unbalanced_markup():
     assert text == "Start stray end."
     text, _ = clean_wikitext("Start {{never closed, then a [[link]] and {{a|b}} the end.")
     assert text == "Start never closed, then a link and the end."
+
+
+def test_deeply_nested_markup_is_refused_quickly():
+    # Unclosed tags cost mwparserfromhell a scan to the end of the page each: these 20,000 took
+    # about 9 CPU s. The nesting is measured by a linear scan first, and the page refused.
+    start = time.process_time()
+    with pytest.raises(MarkupTooDeepError, match=r"more than 50 tags open at once"):
+        clean_wikitext("<b>" * 20_000 + "text")
+    assert time.process_time() - start < 5
+    assert DEFAULT_MAX_NESTING == 50
+
+
+def test_nesting_cap_is_a_parameter():
+    nested = "<b><i><span>deep</span></i></b> words"
+    assert clean_wikitext(nested, max_nesting=3)[0] == "deep words"
+    with pytest.raises(MarkupTooDeepError, match="more than 2 tags"):
+        clean_wikitext(nested, max_nesting=2)
+    assert clean_wikitext("<b>" * 200 + "x", max_nesting=None)[0].endswith("x")
+    # Tags that need no closing tag, self-closed tags and closed tags do not add up.
+    assert clean_wikitext("a<br>b<br/>c<li>d<b>e</b>" * 100, max_nesting=1)[0].startswith("a")
+
+
+def test_openers_that_never_become_tags_are_cleaned_quickly():
+    # "<b " with no ">" before the next "<" is text to MediaWiki, but mwparserfromhell scanned to
+    # the end of the page for each one (quadratic: about 18 CPU s for these 5,000).
+    start = time.process_time()
+    text, _ = clean_wikitext('<b x="' * 5_000 + " end")
+    assert time.process_time() - start < 5
+    assert text.startswith('<b x="<b x="') and text.endswith("end")
+    assert clean_wikitext("if a<b then c")[0] == "if a<b then c"
 
 
 # -- streaming ------------------------------------------------------------------------------------
@@ -158,6 +200,69 @@ def test_truncated_xml_is_reported(tmp_path):
     assert [p.title for p in got] == ["Tennis", "Association football"]
 
 
+def test_oversized_page_is_skipped_and_counted(tmp_path):
+    pages = [page_xml("Small", 1, "A small page about [[tennis]]."),
+             page_xml("Huge", 2, "word " * 500_000),  # 2.5 MB of wikitext
+             page_xml("Last", 3, "The last page.")]
+    path = write_dump(tmp_path / "d.xml.bz2", pages)
+    stats = DumpStats()
+    assert [p.title for p in iter_dump(path, stats=stats)] == ["Small", "Last"]
+    assert stats.too_large == 1 and stats.skipped_titles == ["Huge"]
+    assert DEFAULT_MAX_PAGE_BYTES == 2 * 1024 * 1024
+    assert [p.title for p in iter_dump(path, max_page_bytes=3_000_000)] == ["Small", "Huge", "Last"]
+    assert [p.title for p in iter_dump(path, max_page_bytes=16)] == ["Last"]  # 14 bytes
+    with pytest.raises(ValueError, match="max_page_bytes must be a positive"):
+        list(iter_dump(path, max_page_bytes=0))
+
+
+def test_oversized_page_is_never_held_in_memory(tmp_path):
+    path = write_dump(tmp_path / "big.xml", [page_xml("Huge", 1, "word " * 4_000_000),
+                                             page_xml("Small", 2, "A small page.")],
+                      compress=False)  # a 20 MB page
+    stats = DumpStats()
+    tracemalloc.start()
+    try:
+        titles = [p.title for p in iter_dump(path, stats=stats, max_page_bytes=100_000)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert titles == ["Small"] and stats.too_large == 1
+    assert peak < 5_000_000, f"peak {peak / 1e6:.1f} MB while reading past a 20 MB page"
+
+
+def test_multibyte_text_is_measured_in_bytes(tmp_path):
+    path = write_dump(tmp_path / "d.xml.bz2", [page_xml("Greek", 1, "αβγδ" * 10)])  # 80 bytes
+    assert len(list(iter_dump(path, max_page_bytes=80))) == 1
+    stats = DumpStats()
+    assert list(iter_dump(path, stats=stats, max_page_bytes=79)) == [] and stats.too_large == 1
+
+
+def test_deeply_nested_page_is_skipped_and_counted(tmp_path):
+    pages = [page_xml("Nested", 1, "<b>" * 20_000 + "x"), page_xml("Fine", 2, "A fine page.")]
+    path = write_dump(tmp_path / "d.xml.bz2", pages)
+    for workers in (1, 2):
+        stats = DumpStats()
+        assert [p.title for p in iter_dump(path, stats=stats, workers=workers)] == ["Fine"]
+        assert stats.too_nested == 1 and stats.skipped_titles == ["Nested"]
+        assert stats.parse_failures == 0
+    path = write_dump(tmp_path / "e.xml.bz2", [page_xml("Nested", 1, "<b>" * 60 + "x")])
+    assert list(iter_dump(path)) == []
+    assert [p.title for p in iter_dump(path, max_nesting=None)] == ["Nested"]
+    assert [p.title for p in iter_dump(path, max_nesting=60)] == ["Nested"]
+
+
+def test_duplicate_page_ids_are_skipped_and_counted(tmp_path):
+    pages = [page_xml("First", 5, "The first page with id five."),
+             page_xml("Other", 6, "Another page."),
+             page_xml("Second", 5, "A second page claiming id five.")]
+    path = write_dump(tmp_path / "d.xml.bz2", pages)
+    stats = DumpStats()
+    assert [p.title for p in iter_dump(path, stats=stats)] == ["First", "Other"]
+    assert stats.duplicates == 1
+    # Resuming after page 5 does not let its second copy in either.
+    assert [p.title for p in iter_dump(path, skip_through=5)] == ["Other"]
+
+
 # -- the real fragment ------------------------------------------------------------------------------
 def test_real_fragment_articles_and_cleaning():
     path = shared_file(FRAGMENT)
@@ -184,7 +289,7 @@ def test_build_dump_index_is_searchable_with_metadata(sample_dump, tmp_path):
     hit = index.search(["a racket and a net on a court"], k=1)[0][0]
     assert hit.title == "Tennis"
     assert hit.metadata["categories"] == ["Tennis", "Racket sports"]
-    progress = json.loads((out / PROGRESS_NAME).read_text())
+    progress = json.loads((live(out) / PROGRESS_NAME).read_text())
     assert progress["complete"] and progress["last_pageid"] == 9
 
 
@@ -214,7 +319,7 @@ def test_resume_after_an_interruption_skips_what_is_done(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         build_dump_index(dump, out, batch_size=4, checkpoint_every=5, on_article=interrupt_at_17)
-    progress = json.loads((out / PROGRESS_NAME).read_text())
+    progress = json.loads((live(out) / PROGRESS_NAME).read_text())
     assert not progress["complete"]
     done = len(Index.load(out))
     assert 0 < done < 30
@@ -257,7 +362,28 @@ def test_truncated_dump_still_saves_what_was_read(tmp_path):
     report = info.value.report
     assert report.articles_indexed > 0 and not report.complete
     assert len(Index.load(out)) == report.articles_indexed
-    assert json.loads((out / PROGRESS_NAME).read_text())["error"]
+    assert json.loads((live(out) / PROGRESS_NAME).read_text())["error"]
+
+
+def test_duplicate_page_id_does_not_fail_the_build(tmp_path):
+    pages = [page_xml(f"Page {i}", i, f"Words about subject {i}.") for i in range(1, 6)]
+    pages.insert(3, page_xml("Again", 2, "A second page with id two."))
+    dump = write_dump(tmp_path / "d.xml.bz2", pages)
+    report = build_dump_index(dump, tmp_path / "index", batch_size=2)
+    assert report.complete and report.stats.duplicates == 1
+    assert Index.load(tmp_path / "index").ids == ["1", "2", "3", "4", "5"]
+    assert report.to_dict()["stats"]["duplicates"] == 1
+
+
+def test_build_passes_the_caps_and_reports_the_skips(tmp_path):
+    pages = [page_xml("Big", 1, "word " * 100), page_xml("Deep", 2, "<b><i>x"),
+             page_xml("Fine", 3, "A fine page.")]
+    dump = write_dump(tmp_path / "d.xml.bz2", pages)
+    report = build_dump_index(dump, tmp_path / "index", max_page_bytes=100, max_nesting=1)
+    assert (report.stats.too_large, report.stats.too_nested) == (1, 1)
+    assert Index.load(tmp_path / "index").ids == ["3"]
+    record = report.to_dict()["stats"]
+    assert record["too_large"] == 1 and record["too_nested"] == 1
 
 
 def test_build_options_are_checked(sample_dump, tmp_path):

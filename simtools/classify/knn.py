@@ -17,6 +17,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_choice, check_k, is_sparse
+from ..errors import InputError
+from ..index.build import encode_known
 from ..index.store import Index
 from ..metrics import Metric
 
@@ -71,7 +73,7 @@ class _IndexClassifier(ClassifierMixin, BaseEstimator):
         voters = [lab if lab is not None else title for lab, title in zip(index.labels, index.titles)]
         labels = [label for label in voters if label is not None]
         if len(labels) != len(voters):
-            raise ValueError("some indexed documents have neither a label nor a title to vote with; "
+            raise InputError("some indexed documents have neither a label nor a title to vote with; "
                              "index them with labels (a class-subfolder layout or a 'label' column)")
         self.index_ = index
         self.classes_ = np.array(sorted(set(labels)), dtype=object)
@@ -94,6 +96,20 @@ class _IndexClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         raise NotImplementedError
+
+    def predict_proba_known(self, texts: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, known)`` for texts, every one answered.
+
+        ``known`` is bool ``(n,)``: False for a text the index's encoder cannot place (blank,
+        or no token it knows), whose probability row is all zeros; the others are classified
+        as by :meth:`predict_proba`.
+        """
+        check_is_fitted(self, "index_", msg="This %(name)s is not fitted yet; call fit(X, y) first.")
+        vectors, known = encode_known(self.index_, texts)
+        proba = np.zeros((len(known), len(self.classes_)), dtype=np.float32)
+        if vectors is not None:
+            proba[known] = self.predict_proba(vectors)
+        return proba, known
 
 
 class KNNClassifier(_IndexClassifier):
@@ -145,7 +161,7 @@ class NearestDocumentClassifier(_IndexClassifier):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax of each class's best score, ``(n, n_classes)`` float32."""
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+            raise InputError(f"temperature must be positive, got {self.temperature}")
         check_is_fitted(self, "index_", msg="This %(name)s is not fitted yet; call fit(X, y) first.")
         # Each class's best document is almost always among the first few hundred neighbours;
         # a class absent from them gets probability 0. This bounds the work on large indexes.
@@ -171,7 +187,7 @@ def index_classifier(index: Index, *, mode: str = "auto", k: int = 10,
     of Wikipedia pages, labelled by title) and "knn" otherwise.
     """
     if mode not in ("auto", "knn", "nearest"):
-        raise ValueError(f"unknown mode {mode!r}; valid values are 'auto', 'knn', 'nearest'")
+        raise InputError(f"unknown mode {mode!r}; valid values are 'auto', 'knn', 'nearest'")
     if mode == "auto":
         labels = [lab if lab is not None else title for lab, title in zip(index.labels, index.titles)]
         mode = "nearest" if len(set(labels)) == len(labels) else "knn"

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders._hashing import Features, HashingFeaturizer, page_mask
+from ..encoders._hashing import N_PAGES, Features, HashingFeaturizer, page_mask
+from ..folders import open_folder, save_folder
 from ..persistence import (
     FormatError,
-    atomic_folder,
     load_arrays,
+    member,
     read_config,
     read_json,
     save_arrays,
@@ -189,7 +190,7 @@ class StudentClassifier:
             empty = np.flatnonzero(counts == 0)
             if len(empty):
                 i = int(empty[0])
-                raise ValueError(f"text {i} ({texts[i][:40]!r}) is empty or has no words or symbols "
+                raise ValueError(f"text {i + 1} ({texts[i][:40]!r}) is empty or has no words or symbols "
                                  f"({len(empty)} such texts); remove empty texts before classifying")
         known = None
         if pages is not None:
@@ -202,7 +203,7 @@ class StudentClassifier:
         i = int(unknown[0])
         return (f"{len(unknown)} text(s) have no letter or digit in the scripts this model was "
                 f"trained on ({_describe_pages(self.config.get('known_pages', []))}), e.g. text "
-                f"{i} ({texts[i][:40]!r}); use a model trained on that language, or classify "
+                f"{i + 1} ({texts[i][:40]!r}); use a model trained on that language, or classify "
                 "them anyway with --allow-unknown (check_scripts=False)")
 
     def predict_logits(self, texts: Sequence[str], *, strict: bool = True,
@@ -219,13 +220,22 @@ class StudentClassifier:
             raise ValueError(self.unknown_script_error(texts, known))
         return logits
 
-    def predict_proba_known(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``(probabilities, known)``: every text classified, and a bool ``(n,)`` that is False
-        for texts with no letter or digit in the model's scripts (their row means little)."""
-        texts, logits, known = self._predict(texts, strict=True, check_scripts=True)
-        if known is None:
-            known = np.ones(len(texts), dtype=bool)
-        return _softmax(logits), known
+    def predict_proba_known(self, texts: Sequence[str], *,
+                            check_scripts: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, known)``: every text answered, and a bool ``(n,)`` that is False
+        for a text without a single word or symbol (blank, control characters) and, with
+        ``check_scripts``, for one with no letter or digit in the model's scripts; the rows of
+        those mean little (the bias alone, or features the model never learnt)."""
+        texts = _as_texts(texts)
+        pages_seen = self.config.get("known_pages") if check_scripts else None
+        pages = None if pages_seen is None else page_mask(pages_seen)
+        parts = self._map_chunks(texts, lambda chunk: self._logits_chunk(chunk, pages))
+        if not parts:
+            return np.zeros((0, len(self.labels)), np.float32), np.zeros(0, dtype=bool)
+        known = np.concatenate([p[1] for p in parts]) > 0
+        if pages is not None:
+            known &= np.concatenate([p[2] for p in parts]) > 0
+        return _softmax(np.concatenate([p[0] for p in parts])), known
 
     def predict_proba(self, texts: Sequence[str], *, check_scripts: bool = False) -> np.ndarray:
         """Class probabilities float32 ``(n, classes)``; columns in the order of :attr:`labels`.
@@ -300,13 +310,17 @@ class StudentClassifier:
         out.update(self.extra)
         return out
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder atomically; returns the path."""
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the model folder as a new version; returns the path.
+
+        ``path`` must be new, empty or a model folder (``force``: see
+        :func:`simtools.folders.check_output`).
+        """
         config = {**self.config, "kind": "model", "format_version": FORMAT_VERSION,
                   "type": "student", "labels": self.labels,
                   "featurizer": self.featurizer.params(), "dim": self.dim,
                   "embedding_dim": self.embedding_dim, "quantized": self.quantized}
-        with atomic_folder(path) as tmp:
+        with save_folder(path, kind="model", force=force) as tmp:
             write_json(tmp / "config.json", config)
             save_arrays(tmp / WEIGHTS_NAME, self.arrays())
             write_json(tmp / HISTORY_NAME, self.history)
@@ -315,14 +329,19 @@ class StudentClassifier:
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> StudentClassifier:
         """Read a model folder (default: the bundled BBC News model)."""
-        path = Path(path) if path is not None else default_model_path()
+        with open_folder(path if path is not None else default_model_path(),
+                         kind="model") as folder:
+            return cls._load_files(folder)
+
+    @classmethod
+    def _load_files(cls, path: Path) -> StudentClassifier:
         config = read_config(path, kind="model", versions=(FORMAT_VERSION,))
         if config.get("type") != "student":
             raise FormatError(f"{path} holds a model of type {config.get('type')!r}, "
                               "expected 'student'")
-        arrays = load_arrays(path / WEIGHTS_NAME)
-        history_file = path / HISTORY_NAME
-        history = read_json(history_file) if history_file.exists() else []
+        arrays = load_arrays(member(path, WEIGHTS_NAME))
+        history_file = member(path, HISTORY_NAME, required=False)
+        history = read_json(history_file) if os.path.lexists(history_file) else []
         try:
             return cls.from_state(config, arrays, history=history)
         except (KeyError, TypeError, ValueError) as e:
@@ -335,6 +354,7 @@ class StudentClassifier:
         """Rebuild a model from its config (``labels``, ``featurizer``) and named arrays."""
         known = {"embeddings", "embeddings_scale", "head_weight", "head_bias", "proj_weight",
                  "proj_bias"}
+        _check_state(config, {k: v for k, v in arrays.items() if k in known})
         featurizer = HashingFeaturizer.from_params(config["featurizer"])
         return cls(featurizer, config["labels"], embeddings=arrays["embeddings"],
                    scale=arrays.get("embeddings_scale"), head_weight=arrays["head_weight"],
@@ -342,6 +362,37 @@ class StudentClassifier:
                    proj_bias=arrays.get("proj_bias"),
                    extra={k: v for k, v in arrays.items() if k not in known},
                    config=config, history=history)
+
+
+def _check_state(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """A damaged weights file or config must fail here, not as an IndexError mid-classification."""
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.kind not in "fi":
+            raise FormatError(f"{name} has dtype {array.dtype}, expected float32 (or int8 embeddings)")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            raise FormatError(f"{name} holds {bad} NaN or infinite value(s); the weights are damaged")
+    embeddings = np.asarray(arrays["embeddings"])
+    if embeddings.ndim != 2:
+        raise FormatError(f"embeddings has shape {embeddings.shape}, expected (buckets, dim)")
+    buckets, dim = embeddings.shape
+    classes = len(config["labels"])
+    if (embeddings.dtype.kind == "i") != ("embeddings_scale" in arrays):
+        raise FormatError("int8 embeddings need embeddings_scale, and float ones must not have it")
+    expected: dict[str, tuple[int, ...]] = {"embeddings_scale": (buckets,), "head_bias": (classes,)}
+    if "proj_weight" in arrays:
+        out_dim = np.shape(arrays["proj_weight"])[-1]
+        expected |= {"proj_weight": (dim, out_dim), "proj_bias": (out_dim,)}
+    for name, shape in expected.items():
+        if name in arrays and np.shape(arrays[name]) != shape:
+            raise FormatError(f"{name} has shape {np.shape(arrays[name])}, expected {shape}")
+    pages = config.get("known_pages")
+    in_range = isinstance(pages, list) and all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 <= p < N_PAGES for p in pages)
+    if pages is not None and not in_range:
+        raise FormatError(f"known_pages must be a list of code-point pages from 0 to "
+                          f"{N_PAGES - 1}; got {str(pages)[:60]}")
 
 
 def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:

@@ -16,7 +16,9 @@ an accelerator: if it is corrupted, it is rebuilt from the shards' key files (a 
 logged), and a shard that cannot be read is dropped, so its rows are simply computed again.
 Appends from several processes are serialised with a lock file (POSIX ``flock``).
 
-The default root is ``$SIMTOOLS_CACHE_DIR`` or ``~/.cache/simtools/teacher``. Only numpy
+The default root is ``$SIMTOOLS_CACHE_DIR/teacher``, else ``~/.cache/simtools/teacher``:
+``SIMTOOLS_CACHE_DIR`` names the folder that holds every simtools cache (``teacher/`` here,
+``wikipedia/`` for the page cache of :mod:`simtools.wiki.api`). Only numpy
 (``allow_pickle=False``) and JSON files are read: nothing here unpickles.
 """
 
@@ -39,7 +41,8 @@ import numpy as np
 
 from ..persistence import atomic_write
 
-__all__ = ["StoreInfo", "TeacherCache", "default_cache_dir", "text_key"]
+__all__ = ["CACHE_DIR_ENV", "StoreInfo", "TeacherCache", "cache_root", "default_cache_dir",
+           "text_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +50,32 @@ FORMAT_VERSION = 1
 _INDEX = "index.json"
 
 
+#: The folder of every simtools cache; each cache is a subfolder (``teacher``, ``wikipedia``).
+CACHE_DIR_ENV = "SIMTOOLS_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """``$SIMTOOLS_CACHE_DIR`` if set, else ``~/.cache/simtools``: the folder of every cache."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "simtools"
+
+
+_WARNED: set[Path] = set()  # cache roots already warned about, once per process
+
+
 def default_cache_dir() -> Path:
-    """``$SIMTOOLS_CACHE_DIR`` if set, else ``~/.cache/simtools/teacher``."""
-    env = os.environ.get("SIMTOOLS_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "simtools" / "teacher"
+    """The teacher cache: ``cache_root() / "teacher"``."""
+    root = cache_root()
+    folder = root / "teacher"
+    if (os.environ.get(CACHE_DIR_ENV) and root not in _WARNED and not folder.exists()
+            and root.is_dir() and any(_is_store(child) for child in root.iterdir())):
+        # SIMTOOLS_CACHE_DIR used to name the teacher cache itself.
+        _WARNED.add(root)
+        logger.warning("%s=%s holds teacher cache stores directly; it now names the folder of "
+                       "every simtools cache, and the teacher cache is %s: move the store "
+                       "folders there, or their rows are computed again", CACHE_DIR_ENV, root,
+                       folder)
+    return folder
 
 
 def text_key(model_id: str, text: str) -> str:
@@ -100,7 +125,7 @@ def _describe(folder: Path) -> StoreInfo:
     try:
         index = json.loads((folder / _INDEX).read_text(encoding="utf-8"))
         model_id, rows, dim = str(index["model_id"]), len(index["keys"]), int(index["dim"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         model_id, rows, dim = "", 0, None
     stats = [p.stat() for p in files]
     return StoreInfo(name=folder.name, model_id=model_id, rows=rows, dim=dim,
@@ -150,7 +175,8 @@ class _Store:
             # drop the maps of shards the index no longer names (a compaction replaced them)
             live = {shard for shard, _ in self.keys.values()}
             self._shards = {k: v for k, v in self._shards.items() if k in live}
-        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
+                RecursionError) as e:
             logger.warning("teacher cache index %s is unreadable (%s); rebuilding it from the "
                            "shards", self.folder / _INDEX, e)
             self._rebuild()
@@ -166,7 +192,7 @@ class _Store:
                 rows = self._shard(shard)
                 if not isinstance(keys, list) or len(keys) != rows.shape[0]:
                     raise ValueError(f"{len(keys)} keys for {rows.shape[0]} rows")
-            except (OSError, ValueError, TypeError) as e:
+            except (OSError, ValueError, TypeError, RecursionError) as e:
                 logger.warning("dropping unreadable teacher cache shard %s (%s)", shard, e)
                 continue
             self.dim = int(rows.shape[1])

@@ -491,7 +491,7 @@ def make_teacher(spec: str = "default", *, seed: int = 0,
     (word and character n-grams, three seeded SGD word models: no ONNX) or a comma list of
     names from :data:`MEMBER_KINDS`, where ``name*3`` adds three seed copies.
 
-    ``cache_dir``: where embeddings and logits are cached; None: ``$SIMTOOLS_CACHE_DIR`` or
+    ``cache_dir``: where embeddings and logits are cached; None: ``$SIMTOOLS_CACHE_DIR/teacher`` or
     ``~/.cache/simtools/teacher``; False: no disk cache. ``seed`` seeds every member (copy
     ``k`` of a kind gets ``seed + k``).
     """

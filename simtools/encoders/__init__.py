@@ -9,16 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ENCODER_NAMES", "CountEncoder", "Encoder", "load_encoder", "make_encoder"]
+__all__ = ["ENCODER_NAMES", "BM25Encoder", "CountEncoder", "Encoder", "load_encoder",
+           "make_encoder"]
 
 _LAZY = {
     "Encoder": "simtools.encoders.base",
     "load_encoder": "simtools.encoders.base",
     "CountEncoder": "simtools.encoders.count",
+    "BM25Encoder": "simtools.encoders.bm25",
 }
 
 #: Names accepted by :func:`make_encoder` (and the CLI's ``--encoder``), with what they build.
 ENCODER_NAMES = {
+    "bm25": "Okapi BM25 word weights (k1 1.2, b 0.75): the lexical search engines' ranking",
     "count": "word counts (CountVectorizer): the raw bag of words",
     "tfidf": "word unigrams and bigrams, TF-IDF weighted",
     "hashing": "word counts hashed into 2^20 columns: no vocabulary, streams",
@@ -28,11 +31,24 @@ ENCODER_NAMES = {
 }
 
 
-def make_encoder(name: str) -> Any:
-    """A new, unfitted encoder from a short name (see :data:`ENCODER_NAMES`)."""
+def make_encoder(name: str, **params: Any) -> Any:
+    """A new, unfitted encoder from a short name (see :data:`ENCODER_NAMES`).
+
+    ``params`` set the parameters of ``bm25`` (``k1``, ``b``, ``stop_words``, ...); the other
+    names take none.
+    """
     from .count import CountEncoder
 
     kind, _, argument = name.partition(":")
+    if kind == "bm25":
+        from .bm25 import BM25Encoder
+
+        return BM25Encoder(**params)
+    if params:
+        from ..errors import InputError
+
+        raise InputError(f"encoder {name!r} takes no parameters (got {', '.join(params)}); "
+                         "only bm25 does")
     if kind == "count":
         return CountEncoder("count")
     if kind == "tfidf":

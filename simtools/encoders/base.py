@@ -23,10 +23,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_texts
+from ..folders import open_folder, save_folder
 from ..persistence import (
     FormatError,
-    atomic_folder,
     load_arrays,
+    member,
     read_config,
     save_arrays,
     write_json,
@@ -40,6 +41,7 @@ ARRAYS_NAME = "encoder.safetensors"
 # type name -> "module:Class", imported only when a folder of that type is loaded, so that
 # loading a count encoder never imports torch or onnxruntime.
 _REGISTRY: dict[str, str] = {
+    "bm25": "simtools.encoders.bm25:BM25Encoder",
     "count": "simtools.encoders.count:CountEncoder",
     "student": "simtools.encoders.student:StudentEncoder",
     "teacher": "simtools.encoders.teacher:SentenceEncoder",
@@ -93,10 +95,14 @@ class Encoder(TransformerMixin, BaseEstimator):
     def _from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Encoder: ...
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the encoder to the folder ``path`` atomically; returns the path."""
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the encoder to the folder ``path`` as a new version; returns the path.
+
+        ``path`` must be new, empty or an encoder folder (``force``: see
+        :func:`simtools.folders.check_output`).
+        """
         check_is_fitted(self, "is_fitted_", msg="This %(name)s is not fitted yet; call fit(texts) first.")
-        with atomic_folder(path) as tmp:
+        with save_folder(path, kind="encoder", force=force) as tmp:
             self.save_into(tmp)
         return Path(path)
 
@@ -117,6 +123,11 @@ class Encoder(TransformerMixin, BaseEstimator):
 
 def load_encoder(path: str | os.PathLike[str]) -> Encoder:
     """Read an encoder folder, dispatching on the ``type`` in its ``config.json``."""
+    with open_folder(path, kind="encoder") as folder:
+        return _load_files(folder)
+
+
+def _load_files(path: Path) -> Encoder:
     config = read_config(path, kind="encoder", versions=(FORMAT_VERSION,))
     type_name = config.get("type")
     if type_name not in _REGISTRY:
@@ -124,7 +135,7 @@ def load_encoder(path: str | os.PathLike[str]) -> Encoder:
                           f"known types: {', '.join(sorted(_REGISTRY))}")
     module_name, _, class_name = _REGISTRY[type_name].partition(":")
     klass = getattr(importlib.import_module(module_name), class_name)
-    arrays = load_arrays(Path(path) / ARRAYS_NAME)
+    arrays = load_arrays(member(path, ARRAYS_NAME))
     try:
         encoder = klass._from_state(config, arrays)
     except (KeyError, TypeError, ValueError) as e:

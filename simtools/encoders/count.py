@@ -3,6 +3,11 @@
 Word n-grams suit space-separated languages; character n-grams (``analyzer="char_wb"``) make
 unsegmented or agglutinative scripts work (Korean Hangul, Chinese) and tolerate misspellings.
 Output is CSR float32; nothing is densified.
+
+Each text is cut to its first ``max_chars`` characters (100,000 by default, a long article)
+before tokenising, in ``fit`` and ``encode`` alike: scikit-learn lists every n-gram of a text
+before counting, so one 50 MB line would take gigabytes and minutes, and a text's tail adds
+little to its vector.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfVectorizer
 
 from .._validation import check_choice
+from ..errors import InputError
 from .base import Encoder
 
-__all__ = ["Analyzer", "CountEncoder", "CountKind"]
+__all__ = ["DEFAULT_MAX_CHARS", "Analyzer", "CountEncoder", "CountKind"]
+
+#: Characters of each text that are encoded (the rest is ignored).
+DEFAULT_MAX_CHARS = 100_000
 
 
 class CountKind(str, Enum):
@@ -44,6 +53,8 @@ class CountEncoder(Encoder):
     min_df, max_features : vocabulary pruning (count and tfidf).
     n_features : columns of the hashing space (hashing only).
     sublinear_tf : use ``1 + log(tf)`` (tfidf only).
+    max_chars : characters of each text that are encoded, the rest ignored (``None``: all;
+        see the module docstring for why there is a cap).
     """
 
     type_name = "count"
@@ -52,7 +63,7 @@ class CountEncoder(Encoder):
     def __init__(self, kind: str | CountKind = "count", *, analyzer: str | Analyzer = "word",
                  ngram_range: tuple[int, int] = (1, 1), lowercase: bool = True, min_df: int = 1,
                  max_features: int | None = None, n_features: int = 2**20,
-                 sublinear_tf: bool = False) -> None:
+                 sublinear_tf: bool = False, max_chars: int | None = DEFAULT_MAX_CHARS) -> None:
         self.kind = kind
         self.analyzer = analyzer
         self.ngram_range = ngram_range
@@ -61,6 +72,17 @@ class CountEncoder(Encoder):
         self.max_features = max_features
         self.n_features = n_features
         self.sublinear_tf = sublinear_tf
+        self.max_chars = max_chars
+
+    def _cut(self, texts: list[str]) -> list[str]:
+        """``texts``, each cut to ``max_chars`` characters (only the long ones are copied)."""
+        cap = self.max_chars
+        if cap is None:
+            return texts
+        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+            raise InputError(f"max_chars must be a positive integer or None (no limit), "
+                             f"got {cap!r}")
+        return [text[:cap] if len(text) > cap else text for text in texts]
 
     def _vectorizer_args(self) -> dict[str, Any]:
         ngram = tuple(int(n) for n in self.ngram_range)
@@ -82,6 +104,7 @@ class CountEncoder(Encoder):
         return CountVectorizer(**args)
 
     def _fit(self, texts: list[str]) -> None:
+        texts = self._cut(texts)
         self.vectorizer_ = self._make()
         try:
             self.vectorizer_.fit(texts)
@@ -93,7 +116,7 @@ class CountEncoder(Encoder):
             raise
 
     def _encode(self, texts: list[str]) -> sp.csr_matrix:
-        return sp.csr_matrix(self.vectorizer_.transform(texts), dtype=np.float32)
+        return sp.csr_matrix(self.vectorizer_.transform(self._cut(texts)), dtype=np.float32)
 
     @property
     def dim(self) -> int:
@@ -116,7 +139,8 @@ class CountEncoder(Encoder):
                   "analyzer": check_choice(self.analyzer, Analyzer, name="analyzer").value,
                   "ngram_range": list(self.ngram_range), "lowercase": self.lowercase,
                   "min_df": self.min_df, "max_features": self.max_features,
-                  "n_features": self.n_features, "sublinear_tf": self.sublinear_tf}
+                  "n_features": self.n_features, "sublinear_tf": self.sublinear_tf,
+                  "max_chars": None if self.max_chars is None else int(self.max_chars)}
         arrays: dict[str, np.ndarray] = {}
         terms = self.vocabulary
         if terms:
@@ -134,7 +158,10 @@ class CountEncoder(Encoder):
         encoder = cls(config["encoder_kind"], analyzer=config["analyzer"],
                       ngram_range=tuple(config["ngram_range"]), lowercase=config["lowercase"],
                       min_df=config["min_df"], max_features=config["max_features"],
-                      n_features=config["n_features"], sublinear_tf=config["sublinear_tf"])
+                      n_features=config["n_features"], sublinear_tf=config["sublinear_tf"],
+                      # Folders saved before the cap existed get the default cap: it changes
+                      # nothing for texts shorter than that, and bounds the cost of longer ones.
+                      max_chars=config.get("max_chars", DEFAULT_MAX_CHARS))
         raw = arrays["vocabulary"].tobytes().decode("utf-8")
         vocabulary = {term: i for i, term in enumerate(raw.split("\n"))} if raw else None
         encoder.vectorizer_ = encoder._make(vocabulary)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..persistence import FormatError, load_arrays, save_arrays
+from ..persistence import FormatError, load_arrays, load_npy, member, save_arrays
 from .backend import BackendKind, InnerMetric
 from .topk import merge_topk, pool, topk, topk_rows
 
@@ -227,13 +227,8 @@ class ExactDense(_ExactBase):
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any], *, mmap: bool = True) -> ExactDense:
         backend = cls(config["dim"], config["inner_metric"])
-        path = folder / "vectors.npy"
-        try:
-            X = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except FileNotFoundError as e:
-            raise FormatError(f"{path} is missing; the index folder is incomplete") from e
-        except (ValueError, OSError) as e:
-            raise FormatError(f"{path} is corrupted or truncated ({e}); rebuild the index") from e
+        path = member(folder, "vectors.npy")
+        X = load_npy(path, mmap=mmap)
         if X.ndim != 2 or X.shape[1] != backend.dim or X.dtype != np.float32:
             raise FormatError(f"{path} holds {X.dtype} {X.shape}, expected float32 (n, {backend.dim})")
         backend._X = X
@@ -446,7 +441,7 @@ class ExactSparse(_ExactBase):
         import scipy.sparse as sp
 
         backend = cls(config["dim"], config["inner_metric"])
-        arrays = load_arrays(folder / "vectors.safetensors")
+        arrays = load_arrays(member(folder, "vectors.safetensors"))
         try:
             shape = tuple(int(s) for s in arrays["shape"])
             backend._X = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),

@@ -40,7 +40,7 @@ import numpy as np
 
 from simtools._validation import check_choice, check_vectors
 from simtools.index.backend import BackendKind, InnerMetric
-from simtools.persistence import FormatError
+from simtools.persistence import FormatError, member
 
 __all__ = [
     "FaissBackend",
@@ -403,9 +403,7 @@ def load_backend(folder: Path, config: dict[str, Any], *, mmap: bool = True) -> 
     if version != _FORMAT_VERSION:
         raise FormatError(f"FAISS backend format version {version!r} in {folder}; this simtools "
                           f"reads version {_FORMAT_VERSION}. Re-create the index.")
-    path = Path(folder) / config.get("file", INDEX_FILE)
-    if not path.is_file():
-        raise FormatError(f"{path} is missing; the index folder is incomplete")
+    path = member(folder, config.get("file", INDEX_FILE))
     expected = config.get("file_bytes")
     if expected is not None and path.stat().st_size != int(expected):
         raise FormatError(f"{path} has {path.stat().st_size} bytes but {expected} were written; "
@@ -413,7 +411,7 @@ def load_backend(folder: Path, config: dict[str, Any], *, mmap: bool = True) -> 
     flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None) if mmap else None
     try:
         index = faiss.read_index(str(path), flag) if flag is not None else faiss.read_index(str(path))
-    except RuntimeError as e:
+    except (RuntimeError, MemoryError, OverflowError) as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise FormatError(f"{path} is corrupted or truncated; FAISS could not read it ({first}). "
                           "Rebuild or re-save the index.") from e

@@ -5,10 +5,11 @@ are inner product over unit vectors (so FAISS and BLAS serve them alike), Euclid
 L2 turned back into a distance, inner product is served as is. Scores come back in the metric's
 own terms: cosine similarity, Euclidean distance, ``1 - ||a^ - b^||`` or the dot product.
 
-A saved index is a folder::
+A saved index is a versioned folder (:mod:`simtools.folders`) whose current version holds::
 
     config.json        kind "index", format_version, metric, backend, counts
     documents.jsonl    one line per vector: id, title, label, metadata
+    norms.npy          the vectors' norms as added
     encoder/           the fitted encoder (absent for a vectors-only index)
     vectors.npy | vectors.safetensors | index.faiss    the backend's files
 """
@@ -25,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_k, check_texts, check_vectors, is_sparse
+from ..folders import open_folder, save_folder
 from ..metrics import Metric, l2_normalize, row_norms
-from ..persistence import FormatError, atomic_folder, read_config, write_json
+from ..persistence import FormatError, load_npy, loads_json, member, read_config, write_json
 from .backend import Backend, BackendKind, InnerMetric
 
 __all__ = ["Index", "Neighbour"]
@@ -99,19 +101,29 @@ class Index:
     encoder : an :class:`~simtools.encoders.base.Encoder` (fitted, or fitted on the first
         :meth:`add_texts`), a name for :func:`~simtools.encoders.make_encoder`, or ``None`` for
         a vectors-only index.
-    metric : "cosine" (default), "euclidean", "normalized_euclidean" or "inner_product".
+    metric : "cosine", "euclidean", "normalized_euclidean" or "inner_product". Left unset: the
+        encoder's own scoring metric (inner product for ``bm25``, whose inner products are
+        BM25 scores; any other metric would change its ranking and is refused), else cosine.
     backend : "exact" (default: BLAS or sparse scipy), "flat", "hnsw" or "ivf" (FAISS; dense only).
     **options : backend knobs, e.g. ``ef_search`` for HNSW, ``nprobe`` for IVF.
     """
 
-    def __init__(self, encoder: Any = None, *, metric: str | Metric = "cosine",
+    def __init__(self, encoder: Any = None, *, metric: str | Metric | None = None,
                  backend: str | BackendKind = "exact", **options: Any) -> None:
         if isinstance(encoder, str):
             from ..encoders import make_encoder
 
             encoder = make_encoder(encoder)
         self.encoder = encoder
-        self.metric = check_choice(metric, Metric, name="metric")
+        own = getattr(encoder, "scoring_metric", None)
+        self.metric = check_choice(metric or own or "cosine", Metric, name="metric")
+        if own is not None and self.metric is not Metric(own):
+            from ..errors import InputError
+
+            raise InputError(f"a {encoder.type_name} index scores by {own}: its inner products "
+                             f"are the {encoder.type_name} scores, and {self.metric.value} "
+                             f"would renormalise them and change the ranking; use "
+                             f"metric={own!r} or leave metric unset")
         self.backend_kind = check_choice(backend, BackendKind, name="backend")
         self.options = options
         self._backend: Backend | None = None
@@ -144,10 +156,13 @@ class Index:
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, texts: Any, *, what: str = "text") -> Any:
-        """Vectors for ``texts`` as the index stores them (normalised for cosine).
+        """Vectors for ``texts`` (``what="query"``: as queries, for encoders that weight queries
+        and documents differently, such as ``bm25``).
 
         A text that encodes to a zero vector (empty, or no token the encoder knows) is an error.
         """
+        from ..errors import InputError
+
         if self.encoder is None:
             raise ValueError("this index was built from vectors, not texts; pass vectors instead")
         texts = check_texts(texts, name="queries" if what == "query" else what + "s")
@@ -155,11 +170,14 @@ class Index:
             if what != "document":
                 raise ValueError("the index's encoder is not fitted yet; add documents first")
             self.encoder.fit(texts)  # an unfitted encoder learns from the first documents
-        vectors = self.encoder.encode(texts)
+        encode = self.encoder.encode
+        if what == "query":
+            encode = getattr(self.encoder, "encode_queries", encode)
+        vectors = encode(texts)
         zero = np.flatnonzero(row_norms(vectors) == 0)
         if len(zero):
             sample = texts[zero[0]]
-            raise ValueError(f"{len(zero)} {what}(s) have no token this encoder knows, e.g. "
+            raise InputError(f"{len(zero)} {what}(s) have no token this encoder knows, e.g. "
                              f"{sample[:60]!r}; use longer text, or an encoder with character "
                              "n-grams (--encoder char) or a dense one (--encoder student)")
         return vectors
@@ -249,13 +267,20 @@ class Index:
                              "remove it first or choose another id")
         return new
 
-    def remove(self, ids: Iterable[str]) -> int:
-        """Remove documents by id; returns how many were removed. Unknown ids are an error."""
-        wanted = [str(i) for i in ids]
+    def remove(self, ids: str | Iterable[str]) -> int:
+        """Remove documents by id (one id, or several); returns how many were removed.
+
+        An id the index does not hold is an UnknownIdError, and then nothing is removed.
+        """
+        from ..errors import UnknownIdError
+
+        # A str is one id: iterating "12" would remove the ids "1" and "2".
+        wanted = [ids] if isinstance(ids, str) else [str(i) for i in ids]
         where = {doc_id: pos for pos, doc_id in enumerate(self.ids)}
         missing = [i for i in wanted if i not in where]
         if missing:
-            raise KeyError(f"unknown id(s) {missing[:5]}; nothing was removed")
+            raise UnknownIdError(f"unknown id(s) {missing[:5]}; nothing was removed (list the "
+                                 "ids with Index.ids)")
         positions = np.array(sorted({where[i] for i in wanted}), dtype=np.int64)
         if len(positions) == 0:
             return 0
@@ -283,15 +308,42 @@ class Index:
 
     def search_vectors(self, vectors: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, positions)``, each ``(n_queries, k)``, best first, for raw query vectors."""
+        raw, positions = self._search_raw(vectors, k)
+        return self._scores_to_metric(raw).astype(np.float32), positions
+
+    def _search_raw(self, vectors: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The backend's own scores (inner products or squared distances) and positions."""
         if self._backend is None or len(self) == 0:
             raise ValueError("the index is empty; add documents before searching")
         k = check_k(k, len(self))
-        queries = self._prepare(vectors)
-        raw, positions = self._backend.search(queries, k)
-        return self._scores_to_metric(raw).astype(np.float32), positions
+        queries = check_vectors(vectors, dim=self.dim)
+        if is_sparse(queries) != self.sparse:
+            # Queries may come in either form; the backend serves its own.
+            import scipy.sparse as sp
+
+            queries = (sp.csr_matrix(queries, dtype=np.float32) if self.sparse
+                       else np.ascontiguousarray(queries.toarray(), dtype=np.float32))
+        queries = self._prepare(queries)
+        return self._backend.search(queries, k)
+
+    @property
+    def drops_unrelated(self) -> bool:
+        """Whether a search leaves out documents that share nothing with the query.
+
+        True for a sparse (word or character) index scored by cosine, normalised Euclidean or
+        inner product (so also BM25): a document with no term of the query scores exactly 0
+        there, and is not a neighbour. Euclidean distance is defined for every document, and a
+        dense index has no such zero: they always return ``k`` hits.
+        """
+        return self.sparse and self.metric is not Metric.EUCLIDEAN
 
     def search(self, queries: Any, k: int = 10) -> list[list[Neighbour]]:
-        """The ``k`` nearest documents to each query text (or query vector), best first."""
+        """The ``k`` nearest documents to each query text (or query vector), best first.
+
+        On a sparse index not scored by Euclidean distance, documents that share no term with
+        the query are left out (see :attr:`drops_unrelated`): a query may get fewer than ``k``
+        hits, or none.
+        """
         if isinstance(queries, str):
             raise TypeError("queries must be a list of strings; wrap a single query in a list")
         # Texts may also come as a numpy array or a pandas Series of str; an empty list is
@@ -299,9 +351,13 @@ class Index:
         is_text = (isinstance(queries, (list, tuple)) and len(queries) == 0) or (
             not is_sparse(queries) and np.asarray(queries).dtype.kind in "OUS")
         vectors = self.encode(list(queries), what="query") if is_text else queries
-        scores, positions = self.search_vectors(vectors, k)
-        return [[self.neighbour(int(p), float(s)) for s, p in zip(row_s, row_p) if p >= 0]
-                for row_s, row_p in zip(scores, positions)]
+        raw, positions = self._search_raw(vectors, k)
+        scores = self._scores_to_metric(raw).astype(np.float32)
+        keep = positions >= 0
+        if self.drops_unrelated:
+            keep &= raw != 0  # no shared term: exactly 0, as sparse products add no rounding
+        return [[self.neighbour(int(p), float(s)) for s, p, ok in zip(row_s, row_p, row_k) if ok]
+                for row_s, row_p, row_k in zip(scores, positions, keep)]
 
     def release_buffers(self) -> None:
         """Free the score buffer that exact dense search keeps between searches."""
@@ -315,11 +371,16 @@ class Index:
                          self.metadata[position])
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the index to the folder ``path`` atomically (an interrupted save changes nothing)."""
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the index to the folder ``path`` as a new version (atomic for readers too).
+
+        ``path`` must be new, empty or an index folder; ``force=True`` also replaces a simtools
+        folder of another kind and saves beside foreign files, never deleting them (see
+        :func:`simtools.folders.check_output`).
+        """
         if self._backend is None:
             raise ValueError("the index is empty; add documents before saving")
-        with atomic_folder(path) as tmp:
+        with save_folder(path, kind="index", force=force) as tmp:
             self.save_into(tmp)
         return Path(path)
 
@@ -342,8 +403,16 @@ class Index:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> Index:
-        """Read an index folder; corrupted, truncated or wrong-version folders raise FormatError."""
-        folder = Path(path)
+        """Read an index folder; corrupted, truncated or wrong-version folders raise FormatError.
+
+        Every file is checked against the checksums saved with it before it is used, and a save
+        running meanwhile in another process is never seen half-done.
+        """
+        with open_folder(path, kind="index") as folder:
+            return cls._load_files(folder, mmap=mmap)
+
+    @classmethod
+    def _load_files(cls, folder: Path, *, mmap: bool) -> Index:
         config = read_config(folder, kind="index", versions=(FORMAT_VERSION,))
         try:
             index = cls(None, metric=config["metric"], backend=config["backend"]["kind"],
@@ -351,23 +420,26 @@ class Index:
             index._next_id = int(config["next_id"])
             index._backend = _load_backend(folder, config["backend"], mmap)
             count = int(config["count"])
+            has_encoder = config["has_encoder"]
+            if not isinstance(has_encoder, bool):
+                raise TypeError(f"has_encoder is {has_encoder!r}, not true or false")
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, FormatError):
                 raise
             raise FormatError(f"{folder / 'config.json'} is inconsistent ({e}); rebuild the index") from e
-        index._read_documents(folder / "documents.jsonl")
+        index._read_documents(member(folder, "documents.jsonl"))
         index._id_set = set(index.ids)
-        try:
-            index._norms = np.load(folder / "norms.npy", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise FormatError(f"{folder / 'norms.npy'} is missing or corrupted; rebuild the index") from e
+        index._norms = load_npy(member(folder, "norms.npy"))
+        if index._norms.ndim != 1 or not np.isfinite(index._norms).all():
+            raise FormatError(f"{folder / 'norms.npy'} is not a column of finite norms; "
+                              "rebuild the index")
         if len(index._norms) != count:
             raise FormatError(f"{folder / 'norms.npy'} has {len(index._norms)} rows, expected {count}")
         if len(index) != count or len(index._backend) != count:
             raise FormatError(f"{folder} is inconsistent: config says {count} documents, "
                               f"documents.jsonl has {len(index)}, vectors {len(index._backend)}; "
                               "the folder is truncated or was edited — rebuild the index")
-        if config.get("has_encoder"):
+        if has_encoder:
             from ..encoders.base import load_encoder
 
             index.encoder = load_encoder(folder / "encoder")
@@ -381,16 +453,29 @@ class Index:
         try:
             with open(path, encoding="utf-8") as handle:
                 for number, line in enumerate(handle, 1):  # noqa: B007 (read in except)
-                    row = json.loads(line)
-                    self.ids.append(str(row["id"]))
-                    self.titles.append(row.get("title"))
-                    self.labels.append(row.get("label"))
-                    self.metadata.append(row.get("metadata") or {})
+                    row = loads_json(line, where=f"{path} near line {number}")
+                    metadata = row.get("metadata")
+                    if not isinstance(metadata, (dict, type(None))):
+                        raise TypeError("metadata must be an object")
+                    self.ids.append(_scalar_text(row["id"], "id"))
+                    self.titles.append(_opt_scalar_text(row.get("title"), "title"))
+                    self.labels.append(_opt_scalar_text(row.get("label"), "label"))
+                    self.metadata.append(metadata or {})
         except FileNotFoundError as e:
             raise FormatError(f"{path} is missing; the index folder is incomplete") from e
-        except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
+        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
             raise FormatError(f"{path} is corrupted near line {number} ({e}); rebuild the index") from e
 
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _scalar_text(value: Any, name: str) -> str:
+    if isinstance(value, (dict, list)) or value is None:
+        raise TypeError(f"a document {name} must be a string or number, got {type(value).__name__}")
+    return str(value)
+
+
+def _opt_scalar_text(value: Any, name: str) -> str | None:
+    return None if value is None else _scalar_text(value, name)

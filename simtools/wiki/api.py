@@ -7,8 +7,9 @@ or copy the package's page logic, :class:`WikipediaFetcher` swaps that one funct
 :meth:`ApiClient.request` while it fetches (and puts the original back afterwards). The package
 still builds every query and interprets every answer (redirects, missing pages, disambiguation
 pages); our client only carries them: a ``requests.Session`` with a descriptive User-Agent, a
-timeout on every call, a polite minimum interval between calls, and retries with exponential
-backoff on 429 (honouring ``Retry-After``), 5xx and connection errors.
+deadline on every call (the whole answer, not each read: see ``_deadline``), a polite minimum
+interval between calls, retries with exponential backoff on 429 (honouring ``Retry-After``),
+5xx and connection errors, and an overall time budget that no retry or wait may overrun.
 
 Why not the package's own knobs: ``wikipedia.API_URL`` is a copy that nothing reads (the real
 address is ``wikipedia.wikipedia.API_URL``, which ``set_lang`` overwrites), and
@@ -39,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from ..errors import SimtoolsError
 from ..persistence import atomic_write
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "ApiClient",
     "ApiUnreachableError",
     "BadResponseError",
+    "BudgetExhaustedError",
     "DisambiguationPageError",
     "FetchReport",
     "FetchedPage",
@@ -75,7 +78,7 @@ _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 # -- errors -----------------------------------------------------------------------------------
-class WikipediaError(ValueError):
+class WikipediaError(SimtoolsError, ValueError):
     """A page could not be fetched; the message says which title and why."""
 
     def __init__(self, message: str, *, title: str | None = None) -> None:
@@ -97,6 +100,10 @@ class DisambiguationPageError(WikipediaError):
 
 class ApiUnreachableError(WikipediaError):
     """No answer at all (connection refused, DNS failure, timeout), even after retries."""
+
+
+class BudgetExhaustedError(ApiUnreachableError):
+    """The client's overall time budget is spent (or too little is left for the next retry)."""
 
 
 class BadResponseError(WikipediaError):
@@ -143,10 +150,19 @@ def _check_title(title: Any) -> str:
 
 # -- the transport ------------------------------------------------------------------------------
 class ApiClient:
-    """Sends MediaWiki API queries: timeout, polite pacing, retries with exponential backoff.
+    """Sends MediaWiki API queries: a deadline per request, polite pacing, retries with
+    exponential backoff, and an overall time budget.
+
+    ``timeout`` is the deadline of one request: connecting, waiting and reading the whole
+    answer, not each socket read (a server dripping one byte a second is cut off there too).
+    ``budget`` bounds all the time the client spends, counted from its first request: requests,
+    retries and the waits between them; a retry that would not fit is not made, and once the
+    budget is spent every request fails at once with :class:`BudgetExhaustedError` (``None``:
+    no overall limit). ``max_wait`` caps one wait between retries, ``Retry-After`` included.
 
     ``request(params)`` has the signature of ``wikipedia.wikipedia._wiki_request`` so that it can
-    stand in for it. ``sleep`` and ``clock`` are injectable so tests never wait for real.
+    stand in for it. ``sleep`` and ``clock`` are injectable so tests never wait for real. A given
+    ``session`` gets the deadline adapter mounted for http and https.
     """
 
     def __init__(
@@ -157,7 +173,8 @@ class ApiClient:
         timeout: float = 30.0,
         max_retries: int = 4,
         backoff: float = 1.0,
-        max_wait: float = 120.0,
+        max_wait: float = 30.0,
+        budget: float | None = 600.0,
         min_interval: float = 0.1,
         session: Any = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -165,6 +182,8 @@ class ApiClient:
     ) -> None:
         try:
             import requests
+
+            from ._deadline import DeadlineAdapter
         except ImportError as e:
             raise ImportError("online fetching needs requests and wikipedia: "
                               "pip install 'simtools[wiki]'") from e
@@ -173,6 +192,11 @@ class ApiClient:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
+        if not max_wait >= 0:
+            raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait!r}")
+        if budget is not None and not budget > 0:
+            raise ValueError(f"budget must be > 0 seconds or None (no overall limit), "
+                             f"got {budget!r}")
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval!r}")
         self.api_url = resolve_api_url(api_url)
@@ -180,14 +204,21 @@ class ApiClient:
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.max_wait = float(max_wait)
+        self.budget = None if budget is None else float(budget)
         self.min_interval = float(min_interval)
         self._requests = requests
         self.session = session if session is not None else requests.Session()
+        adapter = DeadlineAdapter()
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = user_agent
         self._sleep = sleep
         self._clock = clock
         self._last_call: float | None = None
+        self._started: float | None = None
         self.calls = 0
+        #: True once a request was refused for want of budget.
+        self.budget_exhausted = False
 
     def close(self) -> None:
         self.session.close()
@@ -207,8 +238,37 @@ class ApiClient:
                 delay = asked
         return min(max(delay, 0.0), self.max_wait)
 
+    def _left(self) -> float | None:
+        """Seconds left in the budget (``None``: no budget); the clock starts at the first call."""
+        if self.budget is None:
+            return None
+        if self._started is None:
+            self._started = self._clock()
+        return self.budget - (self._clock() - self._started)
+
+    def _window(self) -> float:
+        """The deadline of the next request: ``timeout``, or what is left of the budget."""
+        left = self._left()
+        if left is not None and left <= 0:
+            self.budget_exhausted = True
+            raise BudgetExhaustedError(f"gave up on {self.api_url}: the time budget of "
+                                       f"{self.budget:g} s is spent")
+        return self.timeout if left is None else min(self.timeout, left)
+
+    def _retry_after(self, delay: float, problem: str, attempt: int) -> None:
+        """Wait ``delay`` before the next attempt, unless the budget cannot cover it."""
+        left = self._left()
+        if left is not None and delay >= left:
+            self.budget_exhausted = True
+            raise BudgetExhaustedError(f"{problem} ({attempt + 1} attempt(s)); no time left in "
+                                       f"the {self.budget:g} s budget for another")
+        logger.info("%s; retrying in %.1f s", problem, delay)
+        self._sleep(delay)
+
     def request(self, params: dict[str, Any]) -> dict[str, Any]:
         """Send one query (``format=json``, ``action=query`` unless given); return its JSON."""
+        from ._deadline import get_within
+
         params = dict(params, format="json")
         params.setdefault("action", "query")
         requests = self._requests
@@ -218,33 +278,30 @@ class ApiClient:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             self._pace()
+            window = self._window()
             self.calls += 1
             try:
-                response = self.session.get(self.api_url, params=params, timeout=self.timeout)
+                response = get_within(self.session, self.api_url, params=params, seconds=window)
             except transient as e:
                 if last:
                     raise ApiUnreachableError(
                         f"cannot reach {self.api_url} ({_short_reason(e)}) after {attempts} "
-                        "attempt(s); use the cache (drop --refresh) or --api-url"
-                    ) from e
-                delay = self._delay(attempt, None)
-                logger.info("%s: %s; retrying in %.1f s", self.api_url, _short_reason(e), delay)
-                self._sleep(delay)
+                        "attempt(s)") from e
+                self._retry_after(self._delay(attempt, None),
+                                  f"cannot reach {self.api_url} ({_short_reason(e)})", attempt)
                 continue
             except requests.RequestException as e:
                 raise BadResponseError(f"request to {self.api_url} failed: {_short_reason(e)}; "
                                        "check --api-url") from e
             status = response.status_code
             if status == 429 or 500 <= status < 600:
+                answered = f"{self.api_url} answered HTTP {status} {response.reason or ''}".rstrip()
                 if last:
-                    raise BadResponseError(
-                        f"{self.api_url} answered HTTP {status} {response.reason or ''}".rstrip()
-                        + f" to all {attempts} attempt(s); try again later"
-                    )
-                delay = self._delay(attempt, response.headers.get("Retry-After"))
-                logger.info("%s answered HTTP %d; retrying in %.1f s", self.api_url, status, delay)
+                    raise BadResponseError(f"{answered} to all {attempts} attempt(s); "
+                                           "try again later")
                 response.close()
-                self._sleep(delay)
+                self._retry_after(self._delay(attempt, response.headers.get("Retry-After")),
+                                  answered, attempt)
                 continue
             if status >= 400:
                 raise BadResponseError(f"{self.api_url} answered HTTP {status} "
@@ -254,7 +311,8 @@ class ApiClient:
             if isinstance(error, dict):
                 code = str(error.get("code", "?"))
                 if code in ("maxlag", "ratelimited") and not last:
-                    self._sleep(self._delay(attempt, response.headers.get("Retry-After")))
+                    self._retry_after(self._delay(attempt, response.headers.get("Retry-After")),
+                                      f"{self.api_url} refused the query: {code}", attempt)
                     continue
                 raise BadResponseError(f"{self.api_url} refused the query: {code}: "
                                        f"{error.get('info', '')}")
@@ -294,6 +352,10 @@ def _parse_retry_after(value: str) -> float | None:
 def _short_reason(error: BaseException) -> str:
     import requests
 
+    from ._deadline import DeadlineExceeded
+
+    if isinstance(error, DeadlineExceeded):
+        return f"timed out: {error}"
     if isinstance(error, requests.Timeout):
         return "timed out"
     text = str(error)
@@ -387,7 +449,7 @@ class PageCache:
                 return FetchedPage.from_json(json.load(handle))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             logger.warning("ignoring unreadable cache file %s (%s)", path, e)
             return None
 
@@ -408,6 +470,8 @@ class FetchReport:
     pages: list[FetchedPage] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     duplicates: dict[str, str] = field(default_factory=dict)
+    #: The API could not be reached (the pages came from the cache, or failed).
+    unreachable: bool = False
 
     @property
     def from_cache(self) -> int:
@@ -520,6 +584,7 @@ class WikipediaFetcher:
                         raise unreachable
             except ApiUnreachableError as e:
                 unreachable = e
+                report.unreachable = True
                 # With --refresh a stale copy still beats nothing when the API is gone.
                 page = self.cached(raw)
                 if page is None:

@@ -28,8 +28,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._validation import check_choice
-from ..persistence import FormatError, atomic_folder, read_json, write_json
-from .dump import DumpError, DumpPage, DumpStats, iter_dump
+from ..folders import FolderWriter, open_folder
+from ..persistence import FormatError, member, read_json, write_json
+from .dump import (
+    DEFAULT_MAX_NESTING,
+    DEFAULT_MAX_PAGE_BYTES,
+    DumpError,
+    DumpPage,
+    DumpStats,
+    iter_dump,
+)
 
 __all__ = ["BuildReport", "LabelFrom", "PageLike", "build_dump_index", "build_index",
            "peak_memory_mib"]
@@ -145,10 +153,19 @@ def _settings(dump: Path, encoder: str, metric: str, label_from: LabelFrom) -> d
             "metric": metric, "label_from": label_from.value}
 
 
-def _load_for_resume(out: Path, settings: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _read_progress(out: Path) -> Any:
+    """The progress record saved with the index at ``out``, or None (no index, or no record)."""
+    if not (out / "config.json").is_file():
+        return None
+    with open_folder(out, kind="index") as folder:
+        path = member(folder, PROGRESS_NAME, required=False)
+        return read_json(path) if os.path.lexists(path) else None
+
+
+def _load_for_resume(out: Path, progress: Any,
+                     settings: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     from ..index import Index
 
-    progress = read_json(out / PROGRESS_NAME)
     if not isinstance(progress, dict) or progress.get("format_version") != PROGRESS_VERSION:
         raise FormatError(f"{out / PROGRESS_NAME} is not a progress file this simtools reads; "
                           "rebuild without --resume")
@@ -175,12 +192,17 @@ def build_dump_index(
     fit_pages: int = 2_000,
     resume: bool = False,
     workers: int = 1,
+    force: bool = False,
+    max_page_bytes: int | None = DEFAULT_MAX_PAGE_BYTES,
+    max_nesting: int | None = DEFAULT_MAX_NESTING,
     on_article: Callable[[int], None] | None = None,
 ) -> BuildReport:
     """Stream ``dump`` into an index saved at ``out``; returns a :class:`BuildReport`.
 
     ``limit`` caps the articles in the index (counting those of a resumed build).
     ``workers > 1`` cleans wikitext in that many processes (see :func:`iter_dump`).
+    Pages over ``max_page_bytes`` of wikitext or ``max_nesting`` open tags, and pages whose id
+    was met before, are skipped and counted in ``report.stats`` (see :func:`iter_dump`).
     ``on_article(n)`` is called as articles are read (``n`` new ones each time), for progress.
     A dump that breaks off raises :class:`DumpError` *after* the articles read so far were
     saved to ``out`` (the report is attached as ``error.report``).
@@ -192,15 +214,35 @@ def build_dump_index(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of articles, got {limit!r}")
+    for name, cap in (("max_page_bytes", max_page_bytes), ("max_nesting", max_nesting)):
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"{name} must be a positive integer or None (no limit), got {cap!r}")
     dump, out = Path(dump), Path(out)
     if not dump.is_file():
         raise FileNotFoundError(f"dump file {dump} does not exist; check the path")
     settings = _settings(dump, encoder, metric, label_kind)
     report = BuildReport(out=str(out))
+    # The writer lock is held for the whole build: no other process saves into ``out`` between
+    # two checkpoints, and an unusable ``out`` fails before any page is read.
+    writer = FolderWriter(out, kind="index", force=force)
+    try:
+        return _build(writer, dump, out, settings, report, label_kind, limit=limit,
+                      batch_size=batch_size, checkpoint_every=checkpoint_every,
+                      fit_pages=fit_pages, resume=resume, workers=workers,
+                      on_article=on_article,
+                      caps={"max_page_bytes": max_page_bytes, "max_nesting": max_nesting})
+    finally:
+        writer.close()
+
+
+def _build(writer: FolderWriter, dump: Path, out: Path, settings: dict[str, Any],
+           report: BuildReport, label_kind: LabelFrom, *, limit: int | None, batch_size: int,
+           checkpoint_every: int, fit_pages: int, resume: bool, workers: int,
+           on_article: Callable[[int], None] | None, caps: dict[str, int | None]) -> BuildReport:
     skip_through: int | None = None
-    progress_file = out / PROGRESS_NAME
-    if resume and progress_file.is_file():
-        index, progress = _load_for_resume(out, settings)
+    saved = _read_progress(out)
+    if resume and saved is not None:
+        index, progress = _load_for_resume(out, saved, settings)
         skip_through = int(progress["last_pageid"])
         report.resumed_after_pageid = skip_through
         if progress.get("exhausted"):
@@ -210,19 +252,19 @@ def build_dump_index(
     else:
         if resume:
             logger.info("nothing to resume in %s; starting from the beginning", out)
-        elif progress_file.is_file() and not read_json(progress_file).get("complete", True):
+        elif isinstance(saved, dict) and not saved.get("complete", True):
             raise ValueError(f"{out} holds an unfinished build; pass --resume to continue it, "
                              "or delete the folder to start again")
-        index = _make_index(encoder, metric)
+        index = _make_index(settings["encoder"], settings["metric"])
         progress = {}
-    builder = _StreamBuilder(index, out, settings, label_kind, report, fit_pages=fit_pages,
+    builder = _StreamBuilder(index, writer, settings, label_kind, report, fit_pages=fit_pages,
                              batch_size=batch_size, checkpoint_every=checkpoint_every)
     remaining = None if limit is None else limit - len(index)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         if remaining is None or remaining > 0:
             pages = iter_dump(dump, limit=remaining, skip_through=skip_through,
-                              stats=report.stats, workers=workers)
+                              stats=report.stats, workers=workers, **caps)
             for page in pages:
                 builder.push(page)
                 if on_article is not None:
@@ -255,11 +297,12 @@ def build_dump_index(
 class _StreamBuilder:
     """Buffers articles, fits the encoder once, adds in batches, checkpoints."""
 
-    def __init__(self, index: Any, out: Path, settings: dict[str, Any], label_from: LabelFrom,
-                 report: BuildReport, *, fit_pages: int, batch_size: int,
+    def __init__(self, index: Any, writer: FolderWriter, settings: dict[str, Any],
+                 label_from: LabelFrom, report: BuildReport, *, fit_pages: int, batch_size: int,
                  checkpoint_every: int) -> None:
         self.index = index
-        self.out = out
+        self.writer = writer
+        self.out = writer.path
         self.settings = settings
         self.label_from = label_from
         self.report = report
@@ -348,7 +391,7 @@ class _StreamBuilder:
                     "complete": complete, "exhausted": complete and self.exhausted,
                     "error": error,
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        with atomic_folder(self.out) as tmp:
+        with self.writer.version() as tmp:
             self.index.save_into(tmp)
             write_json(tmp / PROGRESS_NAME, progress)
         self.since_checkpoint = 0

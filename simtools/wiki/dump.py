@@ -1,11 +1,18 @@
 """Stream articles out of a MediaWiki ``pages-articles`` XML dump, cleaned into plain text.
 
-The dump is read with ``bz2.open`` + ``xml.etree.ElementTree.iterparse`` and every ``<page>`` is
-cleared (and detached from the root) once read, so memory stays flat however large the file is.
+The dump is read in 64 KiB pieces (``bz2.open``) and fed to an expat parser whose handlers keep
+only the fields used, one page at a time, so memory stays flat however large the file is.
 Redirects and pages outside the article namespace (``ns != 0``) are skipped. Wikitext is parsed
 with mwparserfromhell and rendered by :func:`clean_wikitext`: templates, references, tables,
 files and images, categories, comments and HTML tags go; link text and heading text stay.
 ``[[Category:...]]`` links are collected as the page's categories (usable as labels).
+
+Hostile or broken input costs bounded work. A page with more than ``max_page_bytes`` of
+wikitext (default 2 MiB, MediaWiki's own limit on a page) is skipped, its text dropped as it
+streams past rather than held; markup with more than ``max_nesting`` tags open at once (default
+50; the sample dump's articles reach 3), on which mwparserfromhell would spend time growing with
+nesting times length, is skipped; a second page with an id already seen is skipped. Each is
+counted in :class:`DumpStats`.
 
 A file that is not bz2 (uncompressed XML is accepted too), not a MediaWiki export, or cut short
 raises :class:`DumpError` naming the file and how many pages were read; pages read before the
@@ -15,22 +22,38 @@ fault have already been yielded, so a caller never loses them.
 from __future__ import annotations
 
 import bz2
+import io
 import logging
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
+from xml.parsers import expat
 
-__all__ = ["DumpError", "DumpPage", "DumpStats", "clean_wikitext", "iter_dump"]
+from ..errors import InputError
+
+__all__ = ["DEFAULT_MAX_NESTING", "DEFAULT_MAX_PAGE_BYTES", "DumpError", "DumpPage", "DumpStats",
+           "MarkupTooDeepError", "clean_wikitext", "iter_dump"]
 
 logger = logging.getLogger(__name__)
 
-_EXPORT_NS = re.compile(r"^\{http://www\.mediawiki\.org/xml/export-[0-9.]+/\}")
+#: Pages with more wikitext than this (UTF-8 bytes) are skipped: MediaWiki's own default limit
+#: on a page ($wgMaxArticleSize, which Wikipedia keeps), so no page Wikipedia accepted is lost.
+DEFAULT_MAX_PAGE_BYTES = 2 * 1024 * 1024
+#: Pages with more tags open at once than this are skipped: mwparserfromhell rescans the rest of
+#: the page for each tag left open (20,000 unclosed <b> take about 10 CPU s). The sample dump's
+#: articles reach 3.
+DEFAULT_MAX_NESTING = 50
+
+_READ_SIZE = 1 << 16
+# Titles, ids and timestamps are short (a MediaWiki title is at most 255 bytes); past this
+# many characters the rest of such a field is ignored.
+_MAX_FIELD_CHARS = 4096
+_EXPORT_URI = re.compile(r"^http://www\.mediawiki\.org/xml/export-[0-9.]+/$")
 # Link prefixes whose target is not article text: media, categories, other wikis' languages.
 _DROP_LINK_PREFIXES = ("file:", "image:", "media:", "category:")
 _LANGUAGE_LINK = re.compile(r"^[a-z]{2,3}(-[a-z]+)?:")
@@ -53,9 +76,18 @@ _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _REF = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
 _TEMPLATE_BRACES = re.compile(r"\{\{|\}\}")
 _TABLE_MARKS = re.compile(r"^[ \t]*(\{\||\|\})", re.MULTILINE)
+# "<b " or "</b x" with no ">" before the next "<": never a tag, but mwparserfromhell scans to
+# the end of the page for each such opener before giving up (quadratic). Written as an entity
+# it is the same text to the renderer and costs nothing.
+_BROKEN_OPENER = re.compile(r"<(?=/?[A-Za-z])(?=[^<>]*(?:<|\Z))")
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^<>]*?(/?)>")
+# Tags that stand alone (mwparserfromhell's "single" tags): they open nothing.
+_UNPAIRED_TAGS = frozenset({"br", "wbr", "hr", "meta", "link", "img", "li", "dt", "dd", "th",
+                            "td", "tr"})
+_TOO_NESTED = "too deeply nested"
 
 
-class DumpError(ValueError):
+class DumpError(InputError):
     """The dump file cannot be read (or cannot be read to its end)."""
 
     def __init__(self, message: str, *, pages_read: int = 0, partial: bool = False) -> None:
@@ -88,9 +120,17 @@ class DumpPage:
                 "categories": list(self.categories)}
 
 
+class MarkupTooDeepError(InputError):
+    """Wikitext with more tags open at once than ``max_nesting`` (cleaning it would take
+    quadratic time)."""
+
+
 @dataclass
 class DumpStats:
-    """Counts kept while streaming (updated in place, readable at any time)."""
+    """Counts kept while streaming (updated in place, readable at any time).
+
+    ``too_large``, ``too_nested`` and ``parse_failures`` name their pages in ``skipped_titles``.
+    """
 
     pages_seen: int = 0
     articles: int = 0
@@ -98,16 +138,24 @@ class DumpStats:
     other_namespaces: int = 0
     empty: int = 0
     parse_failures: int = 0
+    #: More wikitext than ``max_page_bytes``.
+    too_large: int = 0
+    #: More tags open at once than ``max_nesting``.
+    too_nested: int = 0
+    #: A page id met before (the first page with it is kept).
+    duplicates: int = 0
     skipped_titles: list[str] = field(default_factory=list)
 
 
 # -- cleaning ---------------------------------------------------------------------------------
-def clean_wikitext(wikitext: str) -> tuple[str, list[str]]:
+def clean_wikitext(wikitext: str, *,
+                   max_nesting: int | None = DEFAULT_MAX_NESTING) -> tuple[str, list[str]]:
     """Plain text and categories of a page's wikitext.
 
     Returns ``(text, categories)``: the text keeps paragraphs, link text and headings (each on
     its own line); categories are the ``[[Category:Name]]`` names in page order, without sort
-    keys or duplicates.
+    keys or duplicates. Raises :class:`MarkupTooDeepError` when more than ``max_nesting``
+    HTML-style tags are open at once (``None``: no limit), before any slow parsing.
     """
     try:
         import mwparserfromhell
@@ -118,6 +166,13 @@ def clean_wikitext(wikitext: str) -> tuple[str, list[str]]:
 
     wikitext = _REF.sub("", _COMMENT.sub("", wikitext))
     wikitext = _cut_nested(_cut_nested(wikitext, _TEMPLATE_BRACES, "{{"), _TABLE_MARKS, "{|")
+    wikitext = _BROKEN_OPENER.sub("&lt;", wikitext)
+    if max_nesting is not None:
+        depth = _tag_depth(wikitext, max_nesting)
+        if depth > max_nesting:
+            raise MarkupTooDeepError(
+                f"the wikitext has more than {max_nesting} tags open at once; raise max_nesting "
+                "to clean it anyway (the time it takes grows with the square of the nesting)")
     code = mwparserfromhell.parse(wikitext, skip_style_tags=True)
     pieces: list[str] = []
     categories: list[str] = []
@@ -154,6 +209,28 @@ def _cut_nested(text: str, marks: re.Pattern[str], opener: str) -> str:
             start = match.end()
     kept.append(text[outer_end:] if depth else text[start:])
     return "".join(kept)
+
+
+def _tag_depth(text: str, limit: int) -> int:
+    """The most HTML-style tags open at once in ``text``; counting stops just past ``limit``.
+
+    A closing tag closes the latest open tag of its name and any opened after it (as browsers
+    do); one with no open match is ignored. Linear in ``len(text)``.
+    """
+    opened: list[str] = []
+    deepest = 0
+    for match in _TAG.finditer(text):
+        closing, name, self_closing = match.groups()
+        name = name.lower()
+        if closing:
+            if name in opened:
+                del opened[len(opened) - 1 - opened[::-1].index(name):]
+        elif not self_closing and name not in _UNPAIRED_TAGS:
+            opened.append(name)
+            deepest = max(deepest, len(opened))
+            if deepest > limit:
+                break
+    return deepest
 
 
 def _render(code: Any, out: list[str], categories: list[str], nodes: Any) -> None:
@@ -199,7 +276,7 @@ def _render(code: Any, out: list[str], categories: list[str], nodes: Any) -> Non
 
 
 # -- streaming --------------------------------------------------------------------------------
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> io.BufferedIOBase:
     try:
         with open(path, "rb") as probe:
             head = probe.read(64)
@@ -222,28 +299,42 @@ def iter_dump(
     skip_through: int | None = None,
     stats: DumpStats | None = None,
     workers: int = 1,
+    max_page_bytes: int | None = DEFAULT_MAX_PAGE_BYTES,
+    max_nesting: int | None = DEFAULT_MAX_NESTING,
 ) -> Iterator[DumpPage]:
     """Yield the articles of a dump in file order, cleaned.
 
     ``limit`` stops after that many articles; ``skip_through`` (a page id) skips every article
     up to and including that one without cleaning it (for resuming). ``stats`` is updated as the
     stream advances. ``workers > 1`` cleans wikitext in that many processes (the file is still
-    read by this one, and pages come out in file order). Raises :class:`DumpError` for a file
-    that is not a dump or ends early, after yielding every article read before the fault.
+    read by this one, and pages come out in file order). Pages with more than ``max_page_bytes``
+    of wikitext, or more than ``max_nesting`` tags open at once, are skipped and counted
+    (``None``: no limit); so is a page whose id was met before. Raises :class:`DumpError` for a
+    file that is not a dump or ends early, after yielding every article read before the fault.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of pages, got {limit!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    for name, value in (("max_page_bytes", max_page_bytes), ("max_nesting", max_nesting)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise InputError(f"{name} must be a positive integer or None (no limit), "
+                             f"got {value!r}")
     path = Path(path)
     stats = stats if stats is not None else DumpStats()
-    raw = _raw_pages(path, stats, skip_through)
-    cleaned = _clean_serially(raw) if workers == 1 else _clean_in_parallel(raw, workers)
+    raw = _raw_pages(path, stats, skip_through, max_page_bytes)
+    cleaned = (_clean_serially(raw, max_nesting) if workers == 1
+               else _clean_in_parallel(raw, workers, max_nesting))
     try:
         for source, (page, problem) in cleaned:
             if page is None:
                 if problem == "empty":
                     stats.empty += 1
+                elif problem == _TOO_NESTED:
+                    stats.too_nested += 1
+                    stats.skipped_titles.append(source.title)
+                    logger.warning("%r has more than %d tags open at once; skipped (raise "
+                                   "max_nesting to keep it)", source.title, max_nesting)
                 else:
                     stats.parse_failures += 1
                     stats.skipped_titles.append(source.title)
@@ -277,14 +368,18 @@ class _RawPage:
 _Cleaned = tuple[_RawPage, tuple[DumpPage | None, str | None]]
 
 
-def _clean_page(raw: _RawPage) -> tuple[DumpPage | None, str | None]:
-    """``(page, None)``, or ``(None, "empty")``, or ``(None, reason it could not be parsed)``."""
+def _clean_page(raw: _RawPage,
+                max_nesting: int | None) -> tuple[DumpPage | None, str | None]:
+    """``(page, None)``, or ``(None, "empty")``, ``(None, _TOO_NESTED)``, or ``(None, reason it
+    could not be parsed)``."""
     if not raw.wikitext.strip():
         return None, "empty"
     try:
-        text, categories = clean_wikitext(raw.wikitext)
+        text, categories = clean_wikitext(raw.wikitext, max_nesting=max_nesting)
     except ImportError:
         raise
+    except MarkupTooDeepError:
+        return None, _TOO_NESTED
     except Exception as e:  # mwparserfromhell can fail on pathological markup: skip that page
         return None, f"{type(e).__name__}: {e}"
     if not text:
@@ -294,16 +389,19 @@ def _clean_page(raw: _RawPage) -> tuple[DumpPage | None, str | None]:
                     base_url=raw.base_url), None
 
 
-def _clean_chunk(chunk: list[_RawPage]) -> list[tuple[DumpPage | None, str | None]]:
-    return [_clean_page(raw) for raw in chunk]
+def _clean_chunk(chunk: list[_RawPage],
+                 max_nesting: int | None) -> list[tuple[DumpPage | None, str | None]]:
+    return [_clean_page(raw, max_nesting) for raw in chunk]
 
 
-def _clean_serially(raw: Iterator[_RawPage]) -> Generator[_Cleaned, None, None]:
+def _clean_serially(raw: Iterator[_RawPage],
+                    max_nesting: int | None) -> Generator[_Cleaned, None, None]:
     for page in raw:
-        yield page, _clean_page(page)
+        yield page, _clean_page(page, max_nesting)
 
 
 def _clean_in_parallel(raw: Generator[_RawPage, None, None], workers: int,
+                       max_nesting: int | None,
                        chunk_size: int = 32) -> Generator[_Cleaned, None, None]:
     """Clean chunks in worker processes, at most ``2 * workers`` chunks in flight (bounded
     memory), yielding in file order. A fault in the file is raised after the chunks before it."""
@@ -325,7 +423,7 @@ def _clean_in_parallel(raw: Generator[_RawPage, None, None], workers: int,
                 except DumpError as e:
                     fault, exhausted = e, True
                 if chunk:
-                    pending.append((chunk, pool.submit(_clean_chunk, chunk)))
+                    pending.append((chunk, pool.submit(_clean_chunk, chunk, max_nesting)))
             if not pending:
                 break
             chunk, future = pending.popleft()
@@ -337,35 +435,28 @@ def _clean_in_parallel(raw: Generator[_RawPage, None, None], workers: int,
         raw.close()
 
 
-def _raw_pages(path: Path, stats: DumpStats,
-               skip_through: int | None) -> Generator[_RawPage, None, None]:
-    """The article pages of the file, uncleaned; the root is cleared after every page."""
-    skipping = skip_through is not None
+def _raw_pages(path: Path, stats: DumpStats, skip_through: int | None,
+               max_page_bytes: int | None) -> Generator[_RawPage, None, None]:
+    """The article pages of the file, uncleaned, as the file is read."""
+    reader = _PageReader(path, stats, skip_through, max_page_bytes)
     handle = _open(path)
     try:
-        context = ET.iterparse(handle, events=("start", "end"))
-        root: ET.Element | None = None
-        ns = ""
-        base_url = "https://en.wikipedia.org/wiki/"
-        for event, elem in _guarded(context, path, stats):
-            if root is None:
-                root, ns = elem, _check_root(elem, path)
-                continue
-            if event != "end":
-                continue
-            local = elem.tag[len(ns):]
-            if local == "base" and elem.text:
-                base_url = elem.text.rsplit("/", 1)[0] + "/"
-            elif local == "page":
-                page = _read_page(elem, ns, stats, base_url)
-                root.clear()  # drops this page and keeps memory flat
-                if page is None:
-                    continue
-                if skipping:
-                    skipping = page.pageid != skip_through
-                    continue
-                yield page
-        if skipping:
+        while True:
+            fault: tuple[DumpError, BaseException] | None = None
+            chunk = b""
+            try:
+                # read1: what is decoded before a cut in the file comes out before the error.
+                chunk = handle.read1(_READ_SIZE)
+                reader.feed(chunk)
+            except (EOFError, OSError, expat.ExpatError) as e:
+                fault = _fault(e, path, stats), e
+            # Pages completed before a fault in the same piece still come out.
+            yield from reader.take()
+            if fault is not None:
+                raise fault[0] from fault[1]
+            if not chunk:
+                break
+        if reader.skipping:
             raise DumpError(f"page id {skip_through} was never reached in {path} "
                             f"({stats.pages_seen} pages read); the progress file belongs to "
                             "another dump: rebuild without --resume")
@@ -373,54 +464,203 @@ def _raw_pages(path: Path, stats: DumpStats,
         handle.close()
 
 
-def _guarded(context: Any, path: Path, stats: DumpStats) -> Iterator[tuple[str, ET.Element]]:
-    """iterparse's events, with every way a dump can break turned into a DumpError."""
-    try:
-        yield from context
-    except EOFError as e:
-        raise DumpError(f"{path} is truncated ({e}); download the dump again",
-                        partial=True) from e
-    except ET.ParseError as e:
+def _fault(error: BaseException, path: Path, stats: DumpStats) -> DumpError:
+    """Every way a dump can break, as a DumpError."""
+    if isinstance(error, EOFError):
+        return DumpError(f"{path} is truncated ({error}); download the dump again", partial=True)
+    if isinstance(error, expat.ExpatError):
         if stats.pages_seen == 0:
-            raise DumpError(f"{path} is not well-formed XML ({e}); give a MediaWiki "
-                            "pages-articles dump") from e
-        raise DumpError(f"{path} is truncated or corrupted ({e}); download the dump again",
-                        partial=True) from e
-    except OSError as e:
-        raise DumpError(f"{path} cannot be decompressed ({e}); check the file or download it "
-                        "again", partial=True) from e
+            return DumpError(f"{path} is not well-formed XML ({error}); give a MediaWiki "
+                             "pages-articles dump")
+        return DumpError(f"{path} is truncated or corrupted ({error}); download the dump "
+                         "again", partial=True)
+    return DumpError(f"{path} cannot be decompressed ({error}); check the file or download it "
+                     "again", partial=True)
 
 
-def _check_root(elem: ET.Element, path: Path) -> str:
-    match = _EXPORT_NS.match(elem.tag)
-    ns = match.group(0) if match else ("" if elem.tag == "mediawiki" else None)
-    if ns is None or elem.tag[len(ns):] != "mediawiki":
-        raise DumpError(f"{path} is XML but not a MediaWiki export (its root is {elem.tag!r}, "
+# Where each kept field sits, below the root.
+_FIELDS = {
+    ("siteinfo", "base"): "base",
+    ("page", "title"): "title",
+    ("page", "ns"): "ns",
+    ("page", "id"): "id",
+    ("page", "revision", "id"): "revid",
+    ("page", "revision", "timestamp"): "timestamp",
+    ("page", "revision", "text"): "text",
+}
+_REVISION_FIELDS = frozenset({"revid", "timestamp", "text"})
+
+
+class _PageReader:
+    """Expat handlers that turn a dump into :class:`_RawPage` records, one page held at a time.
+
+    Only the fields above are kept, each short one up to ``_MAX_FIELD_CHARS``; the wikitext is
+    kept only for a page that can be an article (namespace 0, not a redirect, not being skipped),
+    and only up to ``max_page_bytes``: past that it is dropped as it arrives and the page is
+    counted as too large, so no page, however large, is ever held in memory.
+    """
+
+    def __init__(self, path: Path, stats: DumpStats, skip_through: int | None,
+                 max_page_bytes: int | None) -> None:
+        self.path = path
+        self.stats = stats
+        self.skip_through = skip_through
+        self.skipping = skip_through is not None
+        self.max_page_bytes = max_page_bytes
+        self.base_url = "https://en.wikipedia.org/wiki/"
+        self.seen = _SeenIds()
+        self.ready: list[_RawPage] = []
+        self._parser = expat.ParserCreate(namespace_separator=" ")
+        self._parser.buffer_text = True
+        self._parser.buffer_size = _READ_SIZE
+        self._parser.StartElementHandler = self._start
+        self._parser.EndElementHandler = self._end
+        self._parser.CharacterDataHandler = self._data
+        self._open: list[str] = []  # local names of the open elements, the root first
+        self._page: dict[str, Any] | None = None
+        self._field: str | None = None
+        self._field_at: tuple[str, ...] = ()
+        self._chunks: list[str] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        """Parse the next piece of the file; ``b""`` marks its end."""
+        self._parser.Parse(data, not data)
+
+    def take(self) -> list[_RawPage]:
+        pages, self.ready = self.ready, []
+        return pages
+
+    def _start(self, name: str, attributes: dict[str, str]) -> None:
+        if not self._open:
+            _check_root(name, self.path)
+        self._open.append(name.rpartition(" ")[2])
+        where = tuple(self._open[1:])
+        if where == ("page",):
+            self._page = {"redirect": False, "revisions": 0, "too_large": False}
+            return
+        page = self._page
+        if page is not None:
+            if where == ("page", "redirect"):
+                page["redirect"] = True
+            elif where == ("page", "revision"):
+                page["revisions"] += 1
+        kept = _FIELDS.get(where)
+        if kept is None or self._field is not None or (page is None) != (kept == "base"):
+            return
+        if page is not None and kept in _REVISION_FIELDS and page["revisions"] > 1:
+            return  # only the first revision counts
+        if kept == "text" and not self._wants_text(page):
+            return
+        self._field, self._field_at, self._chunks, self._size = kept, where, [], 0
+
+    def _wants_text(self, page: Any) -> bool:
+        return ((page.get("ns") or "0").strip() == "0" and not page["redirect"]
+                and not self.skipping)
+
+    def _data(self, data: str) -> None:
+        if self._field is None:
+            return
+        if self._field == "text":
+            if self._page is not None and self._page["too_large"]:
+                return
+            self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
+            if self.max_page_bytes is not None and self._size > self.max_page_bytes:
+                assert self._page is not None
+                self._page["too_large"] = True
+                self._chunks = []
+                return
+        else:
+            room = _MAX_FIELD_CHARS - self._size
+            if room <= 0:
+                return
+            data = data[:room]
+            self._size += len(data)
+        self._chunks.append(data)
+
+    def _end(self, name: str) -> None:
+        where = tuple(self._open[1:])
+        self._open.pop()
+        if self._field is not None and where == self._field_at:
+            value = "".join(self._chunks)
+            if self._field == "base":
+                if value:
+                    self.base_url = value.rsplit("/", 1)[0] + "/"
+            elif self._page is not None:
+                self._page[self._field] = value
+            self._field, self._chunks = None, []
+        elif where == ("page",) and self._page is not None:
+            page, self._page = self._page, None
+            self._finish(page)
+
+    def _finish(self, page: dict[str, Any]) -> None:
+        stats = self.stats
+        stats.pages_seen += 1
+        title = page.get("title", "")
+        if (page.get("ns") or "0").strip() != "0":
+            stats.other_namespaces += 1
+            return
+        if page["redirect"]:
+            stats.redirects += 1
+            return
+        try:
+            pageid = int(page.get("id") or "")
+        except ValueError:
+            stats.parse_failures += 1
+            logger.warning("page %r has no numeric id; skipped", title)
+            return
+        if not self.seen.add(pageid):
+            stats.duplicates += 1
+            logger.warning("page id %d appears again (%r); the first page with it is kept",
+                           pageid, title)
+            return
+        if self.skipping:
+            self.skipping = pageid != self.skip_through
+            return
+        if page["too_large"]:
+            stats.too_large += 1
+            stats.skipped_titles.append(title)
+            logger.warning("%r has more than %d bytes of wikitext; skipped (raise "
+                           "max_page_bytes to keep it)", title, self.max_page_bytes)
+            return
+        revid = page.get("revid")
+        self.ready.append(_RawPage(
+            title=title, pageid=pageid,
+            revision_id=int(revid) if revid and revid.isdigit() else None,
+            timestamp=page.get("timestamp"), wikitext=page.get("text", ""),
+            base_url=self.base_url))
+
+
+class _SeenIds:
+    """Page ids met so far: a bit each below 2**27 (16 MiB at most for every id Wikipedia has
+    used so far), a set for the others."""
+
+    _BITMAP_IDS = 1 << 27
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self._others: set[int] = set()
+
+    def add(self, pageid: int) -> bool:
+        """Record ``pageid``; ``False`` when it was met before."""
+        if not 0 <= pageid < self._BITMAP_IDS:
+            if pageid in self._others:
+                return False
+            self._others.add(pageid)
+            return True
+        byte, mask = pageid >> 3, 1 << (pageid & 7)
+        if byte >= len(self._bits):
+            size = min(max(byte + 1, 2 * len(self._bits)), self._BITMAP_IDS >> 3)
+            self._bits.extend(bytes(size - len(self._bits)))
+        if self._bits[byte] & mask:
+            return False
+        self._bits[byte] |= mask
+        return True
+
+
+def _check_root(name: str, path: Path) -> None:
+    uri, _, local = name.rpartition(" ")
+    if local != "mediawiki" or (uri and not _EXPORT_URI.match(uri)):
+        shown = f"{{{uri}}}{local}" if uri else local
+        raise DumpError(f"{path} is XML but not a MediaWiki export (its root is {shown!r}, "
                         "expected <mediawiki> in the export-0.NN namespace)")
-    return ns
-
-
-def _read_page(elem: ET.Element, ns: str, stats: DumpStats, base_url: str) -> _RawPage | None:
-    stats.pages_seen += 1
-    title = elem.findtext(f"{ns}title") or ""
-    if (elem.findtext(f"{ns}ns") or "0").strip() != "0":
-        stats.other_namespaces += 1
-        return None
-    if elem.find(f"{ns}redirect") is not None:
-        stats.redirects += 1
-        return None
-    try:
-        pageid = int(elem.findtext(f"{ns}id") or "")
-    except ValueError:
-        stats.parse_failures += 1
-        logger.warning("page %r has no numeric id; skipped", title)
-        return None
-    revision = elem.find(f"{ns}revision")
-    wikitext = revid = timestamp = None
-    if revision is not None:
-        wikitext = revision.findtext(f"{ns}text")
-        revid = revision.findtext(f"{ns}id")
-        timestamp = revision.findtext(f"{ns}timestamp")
-    return _RawPage(title=title, pageid=pageid,
-                    revision_id=int(revid) if revid and revid.isdigit() else None,
-                    timestamp=timestamp, wikitext=wikitext or "", base_url=base_url)

@@ -1,0 +1,164 @@
+"""Scores of a ranking against what should have been found: MRR, recall, precision, nDCG, Pearson.
+
+The one implementation shared by ``benchmarks/bench_retrieval.py`` and the library: every
+function takes, per query, the ids a search returned (best first) and what is relevant, and
+returns the mean over the queries as a float.
+
+``ranked`` is a sequence with one entry per query, each a sequence of ids best first (a list
+of ids, or the :class:`~simtools.index.Neighbour` lists that ``Index.search`` returns: their
+``id`` is used). A search may return fewer than ``k`` hits (a sparse index drops documents that
+share no term with the query): the missing places count as misses.
+
+``relevant`` has one entry per query too: one id (a ``str`` or a number: the known item), or a
+collection of ids (``set``, ``frozenset``, ``list`` or ``tuple``). For :func:`ndcg_at_k` it may
+also be a mapping from id to graded gain.
+
+Definitions (for one query; the functions average them over the queries):
+
+- ``mrr_at_k``: ``1 / rank`` of the first relevant hit within the top ``k``, else 0.
+- ``recall_at_k``: relevant ids within the top ``k`` / relevant ids (for one known item: 1 if
+  it is in the top ``k``, else 0). A query with nothing relevant is an error.
+- ``precision_at_k``: relevant ids within the top ``k`` / ``k`` (not / hits returned: a short
+  list is not rewarded for being short).
+- ``ndcg_at_k``: DCG / ideal DCG with linear gains, ``sum(gain_i / log2(i + 1))`` over ranks
+  ``i = 1..k`` (the ``trec_eval`` form); 0 when no gain is positive.
+- ``label_precision_at_k``: precision@k where a hit is relevant when its label equals the
+  query's (same-topic or same-label neighbours).
+- ``pearson``: Pearson's correlation coefficient of two equal-length sequences of numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_k
+from .errors import InputError
+
+__all__ = ["label_precision_at_k", "mrr_at_k", "ndcg_at_k", "pearson", "precision_at_k",
+           "recall_at_k"]
+
+_COLLECTIONS = (set, frozenset, list, tuple)
+
+
+def _ids(hits: Any) -> list[Hashable]:
+    """The ids of one query's hits (plain ids, or objects with an ``id`` such as Neighbour)."""
+    if isinstance(hits, (str, bytes)):
+        raise InputError("each query's hits must be a sequence of ids, got one string; wrap "
+                         "it in a list")
+    return [getattr(hit, "id", hit) for hit in hits]
+
+
+def _relevant_set(relevant: Any) -> Collection[Hashable]:
+    if isinstance(relevant, Mapping):
+        return {key for key, gain in relevant.items() if gain > 0}
+    if isinstance(relevant, _COLLECTIONS):
+        return set(relevant)
+    return {relevant}
+
+
+def _pairs(ranked: Sequence[Any], relevant: Sequence[Any], k: Any) -> tuple[int, list[Any]]:
+    k = check_k(k)
+    if isinstance(ranked, (str, bytes)) or isinstance(relevant, (str, bytes)):
+        raise InputError("ranked and relevant take one entry per query; got a single string")
+    if len(ranked) != len(relevant):
+        raise InputError(f"got rankings for {len(ranked)} queries but relevance for "
+                         f"{len(relevant)}; give one entry per query in both")
+    if len(ranked) == 0:
+        raise InputError("no queries to score; give at least one ranking")
+    return k, list(zip(ranked, relevant))
+
+
+def mrr_at_k(ranked: Sequence[Any], relevant: Sequence[Any], k: int = 10) -> float:
+    """Mean reciprocal rank of the first relevant hit within the top ``k`` (0 when none)."""
+    k, pairs = _pairs(ranked, relevant, k)
+    total = 0.0
+    for hits, wanted in pairs:
+        targets = _relevant_set(wanted)
+        for rank, hit in enumerate(_ids(hits)[:k], 1):
+            if hit in targets:
+                total += 1.0 / rank
+                break
+    return total / len(pairs)
+
+
+def recall_at_k(ranked: Sequence[Any], relevant: Sequence[Any], k: int = 10) -> float:
+    """Mean share of each query's relevant ids found within its top ``k``."""
+    k, pairs = _pairs(ranked, relevant, k)
+    total = 0.0
+    for number, (hits, wanted) in enumerate(pairs):
+        targets = _relevant_set(wanted)
+        if not targets:
+            raise InputError(f"query {number} has no relevant id, so its recall is undefined; "
+                             "leave such queries out")
+        total += len(targets.intersection(_ids(hits)[:k])) / len(targets)
+    return total / len(pairs)
+
+
+def precision_at_k(ranked: Sequence[Any], relevant: Sequence[Any], k: int = 10) -> float:
+    """Mean share of the top ``k`` places that hold a relevant id (missing places count 0)."""
+    k, pairs = _pairs(ranked, relevant, k)
+    total = 0
+    for hits, wanted in pairs:
+        targets = _relevant_set(wanted)
+        total += sum(1 for hit in _ids(hits)[:k] if hit in targets)
+    return total / (k * len(pairs))
+
+
+def label_precision_at_k(neighbour_labels: Sequence[Sequence[Any]], query_labels: Sequence[Any],
+                         k: int = 10) -> float:
+    """Mean share of the top ``k`` neighbours whose label equals the query's label.
+
+    ``neighbour_labels[i]`` are the labels of query ``i``'s hits, best first; ``query_labels[i]``
+    is its own label.
+    """
+    k, pairs = _pairs(neighbour_labels, query_labels, k)
+    total = 0
+    for labels, own in pairs:
+        if isinstance(labels, (str, bytes)):
+            raise InputError("each query's neighbour labels must be a sequence, got one string")
+        total += sum(1 for label in list(labels)[:k] if label == own)
+    return total / (k * len(pairs))
+
+
+def ndcg_at_k(ranked: Sequence[Any], relevant: Sequence[Any], k: int = 10) -> float:
+    """Mean normalised discounted cumulative gain at ``k`` (linear gains; binary for id sets)."""
+    k, pairs = _pairs(ranked, relevant, k)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    total = 0.0
+    for hits, wanted in pairs:
+        if isinstance(wanted, Mapping):
+            gains = {key: float(gain) for key, gain in wanted.items()}
+            if any(not math.isfinite(g) or g < 0 for g in gains.values()):
+                raise InputError("graded gains must be finite and non-negative numbers")
+        else:
+            gains = dict.fromkeys(_relevant_set(wanted), 1.0)
+        ideal = sorted((g for g in gains.values() if g > 0), reverse=True)[:k]
+        if not ideal:
+            continue
+        dcg = sum(gains.get(hit, 0.0) * discounts[i] for i, hit in enumerate(_ids(hits)[:k]))
+        total += dcg / float(np.dot(ideal, discounts[: len(ideal)]))
+    return total / len(pairs)
+
+
+def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Pearson's r of two equal-length sequences of finite numbers (at least two each)."""
+    a = np.asarray(x, dtype=np.float64).ravel()
+    b = np.asarray(y, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise InputError(f"pearson needs two sequences of the same length, got {a.size} and "
+                         f"{b.size}")
+    if a.size < 2:
+        raise InputError(f"pearson needs at least two pairs of values, got {a.size}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise InputError("pearson got a NaN or infinite value; drop or fix those pairs")
+    a = a - a.mean()
+    b = b - b.mean()
+    spread = math.sqrt(float(a @ a) * float(b @ b))
+    if spread == 0:
+        raise InputError("pearson is undefined when one sequence is constant (it has no "
+                         "variance); every score was the same")
+    return float(a @ b) / spread

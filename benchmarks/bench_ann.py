@@ -40,7 +40,7 @@ def main() -> None:
     truth = data.get_groundtruth(k)
     nq, d = Q.shape
 
-    from simtools.index import faiss_backend as fb
+    from simtools.index import faiss as fb
     from simtools.index.exact import ExactDense
 
     exact = ExactDense(d, "ip")

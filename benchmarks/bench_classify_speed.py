@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "classify_speed.json"))
     args = parser.parse_args()
 
-    from simtools.classify.student import StudentClassifier, default_model_path
+    from simtools.student import StudentClassifier, default_model_path
 
     model_path = str(args.model or default_model_path())
     tweets = load_tweets(args.n)

@@ -158,9 +158,9 @@ def _speed(predict: Any, texts: list[str], repeat: int) -> float:
 
 def warm_hashing(texts: list[str]) -> None:
     """Grow the featurizer's shared table of hash powers once, single-threaded, to its largest
-    size: growing it from several threads at once races (simtools/encoders/_hashing.py
+    size: growing it from several threads at once races (simtools/student/featurizer.py
     ``_Powers.get`` assigns ``pow`` and ``inv`` one after the other)."""
-    from simtools.encoders._hashing import HashingFeaturizer
+    from simtools.student.featurizer import HashingFeaturizer
 
     HashingFeaturizer().transform(texts)
 

@@ -186,8 +186,8 @@ def index_speed(student: Any, texts: list[str], teacher_sample: int, repeat: int
                 seed: int) -> dict[str, Any]:
     from benchmarks._harness import time_repeat
     from simtools import Index
-    from simtools.encoders._hashing import HashingFeaturizer
     from simtools.encoders.teacher import SentenceEncoder
+    from simtools.student.featurizer import HashingFeaturizer
 
     # grow the featurizer's shared hash-power table once, single-threaded (its growth races
     # when several threads trigger it at once)

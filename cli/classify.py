@@ -34,7 +34,7 @@ class _Classifier:
 def _load(model_dir: str | None, index_dir: str | None, options: dict[str, Any]) -> _Classifier:
     if index_dir is None:
         # The student runtime is numpy-only: no scikit-learn, scipy or torch on this path.
-        from simtools.classify.student import StudentClassifier, default_model_path
+        from simtools.student import StudentClassifier, default_model_path
 
         model = StudentClassifier.load(model_dir or default_model_path())
         if options["allow_unknown"]:

@@ -290,8 +290,9 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
     """
     import numpy as np
 
-    from simtools.classify.student import StudentClassifier, score_predictions
     from simtools.data import load_labelled
+    from simtools.evaluation import score_predictions
+    from simtools.student import StudentClassifier
 
     model = StudentClassifier.load(model_path)
     part = load_labelled(data_path).split(split)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,8 +15,26 @@ from .output import OUT_HELP, check_out, force_option
 if TYPE_CHECKING:
     from simtools.data import Document
 
-ENCODER_HELP = "count (raw counts), tfidf, hashing, char (character n-grams), minilm, student[:DIR]."
+#: The lexical encoder that measured best (benchmarks/bench_retrieval.py, validation half).
+DEFAULT_ENCODER = "bm25"
+ENCODER_HELP = ("bm25 (Okapi BM25), count (raw counts), tfidf, hashing, char (character "
+                "n-grams), minilm, student[:DIR].")
+HYBRID_HELP = (" hybrid[:student|:minilm]: BM25 and a dense encoder (default student) over "
+               "passages, rankings fused (searched as one).")
 METRICS = ["cosine", "euclidean", "normalized_euclidean", "inner_product"]
+METRIC_HELP = ("[default: inner_product for bm25, whose inner products are the BM25 scores "
+               "(bm25 refuses the others: they would change its ranking); cosine otherwise]")
+
+
+def resolve_metric(vectoriser: Any, metric: str | None) -> str:
+    """The metric to build with: the encoder's own scoring metric (bm25) unless one is given."""
+    own = getattr(vectoriser, "scoring_metric", None)
+    if metric is None:
+        return own or "cosine"
+    if own is not None and metric != own:
+        raise click.UsageError(f"--metric {metric} would change the ranking of --encoder bm25, "
+                               f"which scores by {own} (its BM25 score); leave --metric out")
+    return metric
 ENCODING_HELP = ("Text encoding of the input files, e.g. cp1252 or utf-16; read strictly. "
                  "[default: UTF-8; a file that is not UTF-8 is read as cp1252 (Latin-1 where "
                  "cp1252 leaves a byte undefined), with a warning]")
@@ -64,8 +82,9 @@ def index_group() -> None:
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help=OUT_HELP.format(kind="index"))
 @force_option
-@click.option("--encoder", default="tfidf", show_default=True, help=ENCODER_HELP)
-@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True)
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
+              help=ENCODER_HELP + HYBRID_HELP)
+@click.option("--metric", type=click.Choice(METRICS), default=None, help=METRIC_HELP)
 @click.option("--backend", type=click.Choice(["exact", "flat", "hnsw", "ivf"]), default="exact",
               show_default=True, help="exact: brute force; flat/hnsw/ivf: FAISS (dense encoders only).")
 @click.option("--encoding", default=None, callback=_encoding, help=ENCODING_HELP)
@@ -73,7 +92,7 @@ def index_group() -> None:
               help="Fail on a document with no token the encoder knows instead of skipping it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @friendly_errors
-def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, metric: str,
+def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, metric: str | None,
                   backend: str, encoding: str | None, strict: bool, as_json: bool) -> None:
     """Index text files, class folders, or CSV/TSV/JSONL tables.
 
@@ -97,7 +116,8 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
 
     \b
     Examples:
-      simtools index files bbc-news --out bbc-index --encoder tfidf
+      simtools index files bbc-news --out bbc-index
+      simtools index files bbc-news --out bbc-hybrid --encoder hybrid
       simtools index files tweets.jsonl --out tweets-index --encoder student
       simtools index files notes/ --out notes-index --encoding cp1252
     """
@@ -106,7 +126,18 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
     from simtools.index.build import build_index
 
     started = time.perf_counter()
-    vectoriser = make_encoder(encoder)  # a wrong name fails now, before any file is read
+    hybrid = encoder == "hybrid" or encoder.startswith("hybrid:")
+    dense = encoder.partition(":")[2] or "student"
+    if hybrid:
+        if dense not in ("student", "minilm"):
+            raise click.UsageError(f"--encoder {encoder}: the dense half must be student or "
+                                   "minilm, e.g. --encoder hybrid:minilm")
+        if metric is not None or backend != "exact":
+            raise click.UsageError("--encoder hybrid fixes its metrics (BM25 inner product, "
+                                   "cosine for the dense half) and searches exactly; leave "
+                                   "--metric and --backend out")
+    vectoriser = make_encoder("bm25" if hybrid else encoder)  # a wrong name fails now
+    metric = resolve_metric(vectoriser, metric)
     if backend != "exact" and vectoriser.sparse:
         raise click.UsageError(f"--backend {backend} needs a dense encoder (--encoder minilm or "
                                f"student), but --encoder {encoder} is sparse; use --backend "
@@ -131,22 +162,31 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
 
     with click.progressbar(length=len(documents), label="indexing", file=sys.stderr,
                            show_pos=True) as bar:
-        index = build_index(documents, encoder=vectoriser, metric=metric, backend=backend,
-                            on_batch=bar.update, on_skip=skip)
+        if hybrid:
+            from simtools.index.hybrid import build_hybrid_index
+
+            index: Any = build_hybrid_index(documents, lexical=vectoriser, dense=dense,
+                                            on_batch=bar.update, on_skip=skip)
+        else:
+            index = build_index(documents, encoder=vectoriser, metric=metric, backend=backend,
+                                on_batch=bar.update, on_skip=skip)
     index.save(out, force=force)
+    if hybrid:
+        metric = index.metric
     seconds = time.perf_counter() - started
     if skipped:
         shown = ", ".join(f"{_where(d)} ({d.text[:30]!r})" for d in skipped[:5])
         warn(f"skipped {len(skipped)} document(s) with no token the {encoder} encoder knows: "
              f"{shown}{', ...' if len(skipped) > 5 else ''}; pass --strict to fail instead")
-    summary = {"out": out, "documents": len(index), "dim": index.dim, "metric": metric,
+    dim = index.dense.dim if hybrid else index.dim
+    summary = {"out": out, "documents": len(index), "dim": dim, "metric": metric,
                "encoder": encoder, "seconds": round(seconds, 3),
                "skipped": [{"source": d.source, "line": d.line} for d in skipped]}
     if as_json:
         emit_json(summary)
     else:
         click.echo(f"indexed {len(index)} documents into {out} ({encoder}, {metric}, "
-                   f"dim {index.dim}) in {seconds:.1f} s", err=True)
+                   f"dim {dim}) in {seconds:.1f} s", err=True)
 
 
 def _where(document: Document) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .common import (
@@ -24,13 +26,24 @@ _UNKNOWN_REASON = "no token this index's encoder knows"
               help="Index folder made by `simtools index`.")
 @click.option("-k", "k", type=int, default=None,
               help="Neighbours per query [default: 10, or the index size if smaller].")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per query, one per line.")
+@click.option("--ranking", type=click.Choice(["hybrid", "lexical", "dense"]), default=None,
+              help="For an index built with --encoder hybrid: the fused ranking (its default), "
+                   "or one half alone. hybrid on any other index is an error.")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per query, one per line; "metric" names what the scores are.')
 @friendly_errors
-def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, as_json: bool) -> None:
+def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, ranking: str | None,
+                   as_json: bool) -> None:
     """Find the nearest documents to each QUERY ('-' reads one query per line from stdin).
 
-    Scores are in the index metric's terms: cosine similarity (higher is nearer), Euclidean
-    distance (lower is nearer), normalised Euclidean similarity, or inner product.
+    Scores are in the index metric's terms: BM25 score (bm25 indexes), cosine similarity
+    (higher is nearer), Euclidean distance (lower is nearer), normalised Euclidean similarity,
+    inner product, or for a hybrid index the fused reciprocal-rank score (rrf).
+
+    Fewer than k: on a word or character index (bm25, tfidf, count, hashing, char) a document
+    that shares no word with the query is not a neighbour, so a query gets only the documents
+    that match (none: "no document shares a word with this query"); Euclidean distance and
+    dense indexes (student, minilm) always give k.
 
     Every input line gets one record, in order. A query with nothing visible (blank,
     whitespace, control characters) gets the record EMPTY, one with no token the index's
@@ -50,14 +63,21 @@ def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, as_j
       cat queries.txt | simtools search - --index wiki-index --json
     """
     from simtools._validation import blank_mask, check_k
-    from simtools.index import Index
     from simtools.index.build import encode_known
+    from simtools.index.hybrid import load_searchable
 
     texts = read_texts(queries, what="query", keep_blank=True)
-    index = Index.load(index_dir)
+    index = _pick_ranking(load_searchable(index_dir), ranking)
     k = check_k(k if k is not None else min(10, len(index)), len(index))
-    vectors, known = encode_known(index, texts)
-    found = iter(index.search(vectors, k=k) if vectors is not None else [])
+    if hasattr(index, "search_known"):
+        answers, known = index.search_known(texts, k=k)
+        found = iter([row for row in answers if row is not None])
+        metric = index.metric
+    else:
+        vectors, known = encode_known(index, texts, what="query")
+        found = iter(index.search(vectors, k=k) if vectors is not None else [])
+        kind = getattr(index.encoder, "type_name", "")
+        metric = "bm25" if kind == "bm25" else index.metric.value
     blank = blank_mask(texts)
     unknown: list[int] = []
     empty: list[int] = []
@@ -65,9 +85,12 @@ def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, as_j
         if known[i]:
             neighbours = next(found)
             if as_json:
-                emit_json({"query": text, "neighbours": [n.to_dict() for n in neighbours]})
+                emit_json({"query": text, "metric": metric,
+                           "neighbours": [n.to_dict() for n in neighbours]})
                 continue
             click.echo(f"query: {tsv_safe(text)}")
+            if not neighbours:
+                click.echo("   -  no document shares a word with this query")
             for rank, n in enumerate(neighbours, 1):
                 label = f"  [{n.label}]" if n.label is not None and n.label != n.title else ""
                 click.echo(f"  {rank:>2}. {n.score:8.4f}  {n.title or n.id}{label}")
@@ -75,9 +98,31 @@ def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, as_j
         (empty if blank[i] else unknown).append(i)
         error = f"{EMPTY}: {EMPTY_REASON}" if blank[i] else f"{UNKNOWN}: {_UNKNOWN_REASON}"
         if as_json:
-            emit_json({"query": text, "neighbours": [], "error": error})
+            emit_json({"query": text, "metric": metric, "neighbours": [], "error": error})
         else:
             click.echo(f"query: {tsv_safe(text)}")
             click.echo(f"   -  {error}")
     warn_unanswered(texts, unknown, empty, verb="searched", reason=_UNKNOWN_REASON,
                     advice="use an index built with --encoder char or --encoder student")
+
+
+def _pick_ranking(index: Any, ranking: str | None) -> Any:
+    """The index (or half of a hybrid index) that --ranking asks for."""
+    from simtools.index.hybrid import HybridIndex
+
+    if isinstance(index, HybridIndex):
+        if ranking == "lexical":
+            return index.lexical
+        if ranking == "dense":
+            return HybridIndex(index.lexical, index.dense, weight=0.0, depth=index.depth,
+                               passage_words=index.passage_words)
+        return index
+    if ranking == "hybrid":
+        what = "no dense vectors" if index.sparse else "no lexical (BM25) vectors"
+        raise click.ClickException(f"this index has {what} to fuse; build one with "
+                                   "`simtools index files ... --encoder hybrid`, or leave "
+                                   "--ranking out")
+    if ranking is not None:
+        raise click.UsageError(f"--ranking {ranking} applies to an index built with --encoder "
+                               "hybrid; leave it out for this one")
+    return index

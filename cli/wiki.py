@@ -10,13 +10,20 @@ from typing import Any
 import click
 
 from .common import emit_json, friendly_errors, progress, read_texts
+from .index import DEFAULT_ENCODER, ENCODER_HELP, METRIC_HELP, METRICS, resolve_metric
 from .output import OUT_HELP, check_out, force_option
 
 __all__ = ["dump_command", "wikipedia_command"]
 
-ENCODER_HELP = ("count (raw counts), tfidf, hashing, char (character n-grams), minilm, "
-                "student[:DIR].")
-METRICS = ["cosine", "euclidean", "normalized_euclidean", "inner_product"]
+
+def _lexical_or_dense(encoder: str) -> Any:
+    """The encoder named by --encoder; hybrid is for `simtools index files` only."""
+    from simtools.encoders import make_encoder
+
+    if encoder.partition(":")[0] == "hybrid":
+        raise click.UsageError("--encoder hybrid is available with `simtools index files`; "
+                               f"here use --encoder {DEFAULT_ENCODER} or student")
+    return make_encoder(encoder)
 
 
 def _err(message: str) -> None:
@@ -36,9 +43,9 @@ def _err(message: str) -> None:
                    "~/.cache/simtools/wikipedia].")
 @click.option("--refresh", is_flag=True, help="Fetch again even when a page is cached.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the page cache.")
-@click.option("--encoder", default="count", show_default=True,
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
               help=ENCODER_HELP + " Fitted on the fetched pages.")
-@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True)
+@click.option("--metric", type=click.Choice(METRICS), default=None, help=METRIC_HELP)
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
               help="Deadline of each API request, from connecting to the last byte of the "
                    "answer (not per read: a server that drips bytes is cut off too).")
@@ -55,7 +62,7 @@ def _err(message: str) -> None:
 @friendly_errors
 def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: str | None,
                       cache_dir: Path | None, refresh: bool, no_cache: bool, encoder: str,
-                      metric: str, timeout: float, retries: int, budget: float,
+                      metric: str | None, timeout: float, retries: int, budget: float,
                       user_agent: str | None, as_json: bool) -> None:
     """Fetch Wikipedia pages by exact title and index them (page title = label).
 
@@ -70,11 +77,11 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
           "Association football" "Tennis" --out wiki-index
       simtools search "a great goal in the final" --index wiki-index
     """
-    from simtools.encoders import make_encoder
     from simtools.wiki.api import DEFAULT_USER_AGENT, WikipediaFetcher
     from simtools.wiki.build import build_index
 
-    vectoriser = make_encoder(encoder)  # a wrong name fails now, not after the downloads
+    vectoriser = _lexical_or_dense(encoder)  # a wrong name fails now, not after the downloads
+    metric = resolve_metric(vectoriser, metric)
     check_out(str(out), kind="index", force=force)
     wanted = read_texts(titles, what="title")
     for number, title in enumerate(wanted, 1):
@@ -127,16 +134,17 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
               help="Stop after N articles (in total, when resuming).")
 @click.option("--label-from", type=click.Choice(["none", "category", "title"]), default="none",
               show_default=True, help="Label of each page: its first category, its title, or none.")
-@click.option("--encoder", default="hashing", show_default=True,
-              help=ENCODER_HELP + " hashing needs no vocabulary; count, tfidf and char are "
-                   "fitted on the first --fit-pages articles.")
-@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True)
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
+              help=ENCODER_HELP + " hashing needs no vocabulary; bm25 (its idf and mean "
+                   "document length), count, tfidf and char are fitted on the first "
+                   "--fit-pages articles and then frozen.")
+@click.option("--metric", type=click.Choice(METRICS), default=None, help=METRIC_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Articles encoded and added at a time.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=10_000,
               show_default=True, help="Save the index (and progress) every N articles.")
 @click.option("--fit-pages", type=click.IntRange(min=1), default=2_000, show_default=True,
-              help="Articles the count/tfidf/char vocabulary is fitted on.")
+              help="Articles the bm25/count/tfidf/char vocabulary and weights are fitted on.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes that clean wikitext (the bottleneck); e.g. the number of cores.")
 @click.option("--max-page-bytes", type=click.IntRange(min=0), default=2 * 1024 * 1024,
@@ -152,7 +160,7 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @friendly_errors
 def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, label_from: str, encoder: str,
-                 metric: str, batch_size: int, checkpoint_every: int, fit_pages: int,
+                 metric: str | None, batch_size: int, checkpoint_every: int, fit_pages: int,
                  workers: int, max_page_bytes: int, max_nesting: int, resume: bool,
                  as_json: bool) -> None:
     """Index the articles of a MediaWiki pages-articles dump (.xml.bz2), streamed.
@@ -173,6 +181,7 @@ def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, lab
     from simtools.wiki.build import build_dump_index
     from simtools.wiki.dump import DumpError
 
+    metric = resolve_metric(_lexical_or_dense(encoder), metric)
     options: dict[str, Any] = {"encoder": encoder, "metric": metric, "label_from": label_from,
                                "limit": limit, "batch_size": batch_size,
                                "checkpoint_every": checkpoint_every, "fit_pages": fit_pages,

@@ -31,7 +31,7 @@ _LAZY = {
     "pairwise": "simtools.metrics",
     "KNNClassifier": "simtools.classify.knn",
     "NearestDocumentClassifier": "simtools.classify.knn",
-    "StudentClassifier": "simtools.classify.student",
+    "StudentClassifier": "simtools.student.model",
     "make_encoder": "simtools.encoders",
     "load_encoder": "simtools.encoders.base",
 }

@@ -19,6 +19,7 @@ from .errors import InputError
 __all__ = [
     "blank_mask",
     "check_choice",
+    "check_int",
     "check_k",
     "check_texts",
     "check_vectors",
@@ -110,6 +111,16 @@ def check_vectors(X: Any, *, name: str = "vectors", dim: int | None = None) -> A
         raise InputError(f"{name} have dimension {X.shape[1]}, but {dim} was expected "
                          "(the index was built with another encoder or model)")
     return X
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an int in ``[minimum, maximum]``; a bool or a float is a TypeError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise InputError(f"{name} must be {bound}, got {value}")
+    return int(value)
 
 
 def check_k(k: Any, n: int | None = None) -> int:

@@ -30,7 +30,7 @@ Definitions (for one query; the functions average them over the queries):
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ from ._validation import check_k
 from .errors import InputError
 
 __all__ = ["label_precision_at_k", "mrr_at_k", "ndcg_at_k", "pearson", "precision_at_k",
-           "recall_at_k"]
+           "recall_at_k", "score_predictions"]
 
 _COLLECTIONS = (set, frozenset, list, tuple)
 
@@ -52,7 +52,7 @@ def _ids(hits: Any) -> list[Hashable]:
     return [getattr(hit, "id", hit) for hit in hits]
 
 
-def _relevant_set(relevant: Any) -> Collection[Hashable]:
+def _relevant_set(relevant: Any) -> set[Hashable]:
     if isinstance(relevant, Mapping):
         return {key for key, gain in relevant.items() if gain > 0}
     if isinstance(relevant, _COLLECTIONS):
@@ -162,3 +162,21 @@ def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) ->
         raise InputError("pearson is undefined when one sequence is constant (it has no "
                          "variance); every score was the same")
     return float(a @ b) / spread
+
+
+# -- classification ---------------------------------------------------------------------------
+def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Accuracy, macro-F1 (classes absent from both count 0, like scikit-learn with
+    ``labels=range(n_classes)``), the F1 of every class and the confusion matrix (rows: true,
+    columns: predicted)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    confusion = np.bincount(y_true * n_classes + y_pred,
+                            minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(confusion).astype(np.float64)
+    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
+    denom = predicted + actual
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"accuracy": float(tp.sum() / max(len(y_true), 1)), "macro_f1": float(f1.mean()),
+            "f1_per_class": f1.tolist(), "confusion_matrix": confusion.tolist(),
+            "n": int(len(y_true))}

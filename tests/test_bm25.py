@@ -176,3 +176,28 @@ def test_same_ranking_as_bm25s():
         for hit in hits:
             ours[int(hit.id)] = hit.score
         np.testing.assert_allclose(ours, theirs * (k1 + 1), rtol=1e-5, atol=1e-6)
+
+
+def test_cli_bm25_index_refuses_a_distorting_metric_and_names_bm25(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from simtools_cli.main import main
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, text in enumerate(DOCS):
+        (folder / f"doc{i}.txt").write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    refused = runner.invoke(main, ["index", "files", str(folder), "--out", str(tmp_path / "x"),
+                                   "--encoder", "bm25", "--metric", "cosine"])
+    assert refused.exit_code == 2 and "would change the ranking of --encoder bm25" in refused.output
+    built = runner.invoke(main, ["index", "files", str(folder), "--out", str(tmp_path / "i"),
+                                 "--encoder", "bm25", "--json"])
+    assert json.loads(built.stdout)["metric"] == "inner_product"
+    found = runner.invoke(main, ["search", "wimbledon", "--index", str(tmp_path / "i"), "--json"])
+    row = json.loads(found.stdout)
+    assert row["metric"] == "bm25" and [n["title"] for n in row["neighbours"]] == ["doc3.txt"]
+    text = runner.invoke(main, ["search", "wimbledon", "--index", str(tmp_path / "i")]).stdout
+    assert text.splitlines()[1].endswith("doc3.txt") and len(text.splitlines()) == 2

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from simtools_cli.main import main
 
-from simtools.classify.student import default_model_path
+from simtools.student import default_model_path
 
 BBC = {"business", "entertainment", "politics", "sports", "tech"}
 

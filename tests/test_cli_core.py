@@ -125,7 +125,8 @@ def test_index_text_files_and_tables(docs, tmp_path):
            str(out), "--encoder", "count"))
     result = ok(run("search", "goal", "--index", str(out), "--json"))
     found = json.loads(result.stdout)["neighbours"]
-    assert {n["title"] for n in found} == {"tennis.txt", "Match", "Chips", "rows.jsonl:1"}
+    # only the documents that contain "goal": the others share nothing with the query
+    assert {n["title"] for n in found} == {"Match", "rows.jsonl:1"}
     assert found[0]["label"] == "sport"
 
 
@@ -155,9 +156,12 @@ def test_index_files_sparse_encoder_with_faiss_backend(docs, tmp_path):
 
 # -- search -----------------------------------------------------------------------------------
 def test_search_json_schema(index_dir):
-    result = ok(run("search", "football goal", "--index", str(index_dir), "--json", "-k", "2"))
+    result = ok(run("search", "football goal players", "--index", str(index_dir), "--json",
+                    "-k", "2"))
     out = json.loads(result.stdout)
-    assert list(out) == ["query", "neighbours"] and out["query"] == "football goal"
+    assert list(out) == ["query", "metric", "neighbours"]
+    assert out["query"] == "football goal players"
+    assert out["metric"] == "cosine"
     assert len(out["neighbours"]) == 2
     for n in out["neighbours"]:
         assert list(n) == ["id", "title", "label", "score"] and isinstance(n["score"], float)
@@ -167,9 +171,9 @@ def test_search_json_schema(index_dir):
 
 
 def test_search_table_defaults_to_the_index_size(index_dir):
-    result = ok(run("search", "software", "--index", str(index_dir)))
-    lines = result.stdout.splitlines()
-    assert lines[0] == "query: software" and len(lines) == 5
+    result = ok(run("search", "software players", "--index", str(index_dir)))
+    lines = result.stdout.splitlines()  # all four documents share a word with the query
+    assert lines[0] == "query: software players" and len(lines) == 5
     assert "[tech]" in lines[1]
 
 
@@ -178,7 +182,8 @@ def test_search_reads_stdin(index_dir):
                     input="football goal\n\nneural network software\n"))
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["query"] for r in rows] == ["football goal", "", "neural network software"]
-    assert rows[1] == {"query": "", "neighbours": [], "error": "EMPTY: nothing visible (blank, "
+    assert rows[1] == {"query": "", "metric": "cosine", "neighbours": [],
+                       "error": "EMPTY: nothing visible (blank, "
                        "whitespace or control characters)"}
     assert [rows[i]["neighbours"][0]["title"] for i in (0, 2)] == ["football.txt", "learning.txt"]
 
@@ -357,7 +362,7 @@ def test_compare_with_an_index_whose_title_is_an_object(index_dir, tmp_path):
 
 
 def test_a_model_with_nan_weights_is_a_one_line_error(tmp_path):
-    from simtools.classify.student import StudentClassifier
+    from simtools.student import StudentClassifier
 
     model = StudentClassifier.load()
     model.head_bias = model.head_bias.copy()

@@ -11,7 +11,7 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
-from simtools.index import faiss_backend as fb  # noqa: E402
+from simtools.index import faiss as fb  # noqa: E402
 from simtools.index.backend import Backend, BackendKind  # noqa: E402
 from simtools.persistence import FormatError  # noqa: E402
 

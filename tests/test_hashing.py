@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simtools.encoders import _hashing as H
-from simtools.encoders._hashing import HashingFeaturizer
+from simtools.student import featurizer as H
+from simtools.student.featurizer import HashingFeaturizer
 
 MASK = (1 << 64) - 1
 

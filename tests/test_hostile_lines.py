@@ -134,8 +134,8 @@ def test_a_control_character_line_does_not_sink_search(index_dir):
     assert [r["query"] for r in rows] == ["football goal", "\x01", "", "zzz", "software"]
     assert [r.get("error", "OK").split(":")[0] for r in rows] == ["OK", "EMPTY", "EMPTY",
                                                                   "UNKNOWN", "OK"]
-    assert list(rows[0]) == ["query", "neighbours"]
-    assert list(rows[1]) == ["query", "neighbours", "error"]
+    assert list(rows[0]) == ["query", "metric", "neighbours"]
+    assert list(rows[1]) == ["query", "metric", "neighbours", "error"]
     assert [len(r["neighbours"]) for r in rows] == [1, 0, 0, 0, 1]
     assert rows[0]["neighbours"][0]["title"] == "football.txt"
     assert "Warning: 3 of 5 line(s) could not be searched" in result.stderr
@@ -174,8 +174,8 @@ def test_index_files_skips_documents_without_a_known_token(tmp_path):
     assert "--strict" in warning
     found = json.loads(run("search", "market", "--index", str(tmp_path / "idx"), "--json",
                            "-k", "3").stdout)
-    assert {n["title"] for n in found["neighbours"]} == {"tweets.jsonl:1", "tweets.jsonl:3",
-                                                        "tweets.jsonl:5"}
+    # only the tweet that shares a word with the query; the others are not neighbours
+    assert {n["title"] for n in found["neighbours"]} == {"tweets.jsonl:3"}
 
 
 def test_index_files_strict_fails_and_writes_nothing(tmp_path):
@@ -260,8 +260,9 @@ def test_fuzz_search_answers_every_line(index_dir):
     rows = [json.loads(line) for line in result.stdout.split("\n")[:-1]]
     assert len(rows) == len(expected) == 4000
     assert [r["query"] for r in rows] == expected
-    assert all(("error" in r) == (len(r["neighbours"]) == 0) for r in rows)
-    assert all(len(r["neighbours"]) in (0, 2) for r in rows)
+    assert all(len(r["neighbours"]) == 0 for r in rows if "error" in r)
+    # fewer than k when fewer documents share a word with the query
+    assert all(len(r["neighbours"]) <= 2 for r in rows)
 
 
 def test_a_newline_inside_an_argument_stays_on_its_line(index_dir):

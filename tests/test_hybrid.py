@@ -74,7 +74,7 @@ def test_query_without_known_word_is_ranked_by_the_dense_index(pair):
     dense_only = pair[1].search(["zzqx purring"], k=3)[0]
     assert [h.id for h in results[0]] == [h.id for h in dense_only]
     with pytest.raises(InputError, match="has no token either encoder knows"):
-        hybrid.search(["   "])
+        hybrid.search(["   "], k=3)
 
 
 def test_hybrid_needs_dense_vectors(pair):
@@ -116,3 +116,53 @@ def test_build_save_load(tmp_path):
     assert isinstance(load_searchable(tmp_path / "plain"), Index)
     added = loaded.add_texts(["a cat on grass"])
     assert added == [str(len(DOCS))] and loaded.dense.ids == loaded.lexical.ids
+
+
+# -- the CLI: index files --encoder hybrid, search --ranking ------------------------------------
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from simtools_cli.main import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_builds_and_searches_a_hybrid_index(tmp_path):
+    import json
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, text in enumerate(DOCS):
+        (folder / f"doc{i}.txt").write_text(text, encoding="utf-8")
+    built = _cli("index", "files", str(folder), "--out", str(tmp_path / "h"), "--encoder",
+                 "hybrid", "--json")
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.stdout)["metric"] == "rrf"
+    found = _cli("search", "tennis on grass", "zzqx purring", "--index", str(tmp_path / "h"),
+                 "--json", "-k", "3")
+    assert found.exit_code == 0, found.output
+    rows = [json.loads(line) for line in found.stdout.splitlines()]
+    assert [r["metric"] for r in rows] == ["rrf", "rrf"]
+    assert rows[0]["neighbours"][0]["title"] in {"doc2.txt", "doc3.txt"}
+    assert len(rows[1]["neighbours"]) == 3  # no known word: the dense half still answers
+    lexical = _cli("search", "tennis", "--index", str(tmp_path / "h"), "--ranking", "lexical",
+                   "--json")
+    row = json.loads(lexical.stdout)
+    assert row["metric"] == "bm25" and {n["title"] for n in row["neighbours"]} == {
+        "doc2.txt", "doc3.txt"}
+
+
+def test_cli_hybrid_asked_of_a_lexical_index_is_one_line(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text(DOCS[0], encoding="utf-8")
+    (folder / "b.txt").write_text(DOCS[2], encoding="utf-8")
+    assert _cli("index", "files", str(folder), "--out", str(tmp_path / "i")).exit_code == 0
+    result = _cli("search", "cat", "--index", str(tmp_path / "i"), "--ranking", "hybrid")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: this index has no dense vectors to fuse; build one with `simtools index files "
+        "... --encoder hybrid`, or leave --ranking out"]
+    refused = _cli("index", "files", str(folder), "--out", str(tmp_path / "j"), "--encoder",
+                   "hybrid", "--metric", "euclidean")
+    assert refused.exit_code == 2 and "--encoder hybrid fixes its metrics" in refused.output

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 from folder_tools import live, reseal
 
-from simtools.classify.student import (
-    StudentClassifier,
-    quantize_rows,
-    score_predictions,
-)
-from simtools.encoders._hashing import HashingFeaturizer
+from simtools.evaluation import score_predictions
 from simtools.persistence import FormatError
+from simtools.student import StudentClassifier
+from simtools.student.featurizer import HashingFeaturizer
+from simtools.student.quantize import quantize_rows
 
 TEXTS = ["the match ended in a goal", "shares fell after the profit warning",
          "안녕하세요 세계", "😂🔥😂", "a", "new phone chips and software released today"]
@@ -63,7 +61,7 @@ def test_many_chunks_equal_one_by_one(rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize("width", [3, 8, 64])
 def test_sparse_product_and_gather_sum_alike(rng: np.random.Generator, monkeypatch, width) -> None:
-    from simtools.classify import student as module
+    from simtools.student import model as module
 
     model = _model(rng)
     texts = [*TEXTS, " ", *(f"more text {i} here" for i in range(50))]
@@ -168,7 +166,7 @@ def test_load_rejects_inconsistent_weights(rng: np.random.Generator, tmp_path) -
 
 def test_classify_path_imports_no_heavy_library(rng: np.random.Generator, tmp_path) -> None:
     _model(rng).save(tmp_path / "m")
-    code = ("import sys\nfrom simtools.classify.student import StudentClassifier\n"
+    code = ("import sys\nfrom simtools.student import StudentClassifier\n"
             f"m = StudentClassifier.load({str(tmp_path / 'm')!r})\n"
             "m.predict_proba(['one tweet'])\n"
             "print(sorted(x for x in ('torch', 'sklearn', 'scipy') if x in sys.modules))")
@@ -215,7 +213,7 @@ def test_student_encoder_unfitted_dim() -> None:
 
 
 def test_script_pages_and_mask() -> None:
-    from simtools.encoders._hashing import N_PAGES, page_mask, script_pages
+    from simtools.student.featurizer import N_PAGES, page_mask, script_pages
 
     assert script_pages(["Hello world", "café 42"]) == [0]
     hangul = script_pages(["안녕하세요 세계", "hello"])
@@ -225,7 +223,7 @@ def test_script_pages_and_mask() -> None:
 
 
 def test_known_words_counts_words_in_known_pages() -> None:
-    from simtools.encoders._hashing import page_mask
+    from simtools.student.featurizer import page_mask
 
     feats = HashingFeaturizer(buckets=1 << 10).transform(
         ["Hello, world!", "안녕 hi", "🎉🎉", "!!!"], known_pages=page_mask([0]))
@@ -305,3 +303,18 @@ def test_predict_proba_known_answers_every_text(rng: np.random.Generator) -> Non
     np.testing.assert_allclose(proba[[0, 5]], model.predict_proba(["a goal", "shares fell"]))
     _, known = model.predict_proba_known(texts, check_scripts=False)
     assert known.tolist() == [True, False, False, True, True, True]
+
+
+def test_the_old_module_paths_still_work_with_a_deprecation_warning() -> None:
+    import importlib
+    import sys
+
+    for name in ("simtools.classify.student", "simtools.encoders._hashing"):
+        sys.modules.pop(name, None)
+        with pytest.warns(DeprecationWarning, match="moved to simtools.student"):
+            module = importlib.import_module(name)
+        assert module.__name__ == name
+    from simtools.classify.student import StudentClassifier as Old
+    from simtools.encoders._hashing import HashingFeaturizer as OldFeaturizer
+
+    assert Old is StudentClassifier and OldFeaturizer is HashingFeaturizer

@@ -179,8 +179,8 @@ def race(work: Path, seconds: float, readers: int, rows: int) -> dict[str, Any]:
 
 def _pristine(work: Path) -> dict[str, tuple[Path, Callable[[Path], Any]]]:
     """Saved folders of every kind, and a function that loads one and returns what it holds."""
-    from simtools.classify.student import StudentClassifier
     from simtools.encoders import load_encoder, make_encoder
+    from simtools.student import StudentClassifier
 
     texts = ["football is a team sport with a ball", "tennis players hit a ball over a net",
              "machine learning trains a model on data", "the bank cut its profit forecast"]

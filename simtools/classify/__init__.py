@@ -12,7 +12,7 @@ __all__ = ["KNNClassifier", "NearestDocumentClassifier", "StudentClassifier"]
 _LAZY = {
     "KNNClassifier": "simtools.classify.knn",
     "NearestDocumentClassifier": "simtools.classify.knn",
-    "StudentClassifier": "simtools.classify.student",
+    "StudentClassifier": "simtools.student.model",
 }
 
 __getattr__ = lazy_getattr("simtools.classify", _LAZY)

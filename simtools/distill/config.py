@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from .._validation import check_int
+
 __all__ = ["DEFAULT_METHODS", "LR_SCHEDULES", "DistillConfig", "Method", "parse_methods"]
 
 
@@ -85,15 +87,15 @@ class DistillConfig:
         self.char_ngrams = tuple(int(v) for v in self.char_ngrams)  # type: ignore[assignment]
         _check_range("temperature", self.temperature, 0.1, 100.0, "e.g. 4 (Hinton et al. used 2-20)")
         _check_range("alpha", self.alpha, 0.0, 1.0, "the weight of the soft targets, e.g. 0.5")
-        _check_int("epochs", self.epochs, 1, 1000)
-        _check_int("dim", self.dim, 4, 1024)
-        _check_int("embedding_dim", self.embedding_dim, 4, 1024)
-        _check_int("word_ngrams", self.word_ngrams, 1, 2)
-        _check_int("max_chars", self.max_chars, 1, 10**7)
-        _check_int("augment_copies", self.augment_copies, 0, 100)
-        _check_int("batch_size", self.batch_size, 1, 1 << 16)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("buckets", self.buckets, 2, 1 << 26)
+        check_int(self.epochs, "epochs", minimum=1, maximum=1000)
+        check_int(self.dim, "dim", minimum=4, maximum=1024)
+        check_int(self.embedding_dim, "embedding_dim", minimum=4, maximum=1024)
+        check_int(self.word_ngrams, "word_ngrams", minimum=1, maximum=2)
+        check_int(self.max_chars, "max_chars", minimum=1, maximum=10**7)
+        check_int(self.augment_copies, "augment_copies", minimum=0, maximum=100)
+        check_int(self.batch_size, "batch_size", minimum=1, maximum=1 << 16)
+        check_int(self.seed, "seed", minimum=0, maximum=2**32 - 1)
+        check_int(self.buckets, "buckets", minimum=2, maximum=1 << 26)
         if self.buckets & (self.buckets - 1):
             raise ValueError(f"buckets must be a power of two, got {self.buckets}; "
                              f"e.g. {1 << max(1, self.buckets.bit_length() - 1)}")
@@ -133,9 +135,3 @@ def _check_range(name: str, value: Any, lo: float, hi: float, hint: str) -> None
     if not lo <= float(value) <= hi:
         raise ValueError(f"{name} must be between {lo} and {hi}, got {value}; {hint}")
 
-
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")

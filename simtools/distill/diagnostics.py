@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._validation import check_int
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -153,14 +155,6 @@ def _make_mlp(n_in: int, n_out: int, *, depth: int, width: int, activation: str,
     return torch.nn.Sequential(*layers)
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 def vanishing_gradients(
     depth: int = 10,
     width: int = 64,
@@ -189,9 +183,9 @@ def vanishing_gradients(
     torch = _require("torch", "train")
     from sklearn.datasets import load_digits
 
-    depth = _check_int(depth, "depth", 2)
-    width = _check_int(width, "width", 1)
-    steps = _check_int(steps, "steps", 0)
+    depth = check_int(depth, "depth", minimum=2)
+    width = check_int(width, "width", minimum=1)
+    steps = check_int(steps, "steps", minimum=0)
     if isinstance(activations, str):
         activations = [activations]
     activations = [str(a).lower() for a in activations]
@@ -202,7 +196,7 @@ def vanishing_gradients(
             raise ValueError(f"unknown activation {act!r}; valid values are {', '.join(_ACTIVATIONS)}")
     if init not in ("kaiming", "torch"):
         raise ValueError(f"unknown init {init!r}; valid values are 'kaiming', 'torch'")
-    every = steps if record_every is None else _check_int(record_every, "record_every", 1)
+    every = steps if record_every is None else check_int(record_every, "record_every", minimum=1)
     recorded = sorted({0, *(range(every, steps + 1, every) if every > 0 else ()), steps})
 
     digits = load_digits()

@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..classify.student import StudentClassifier, quantize_rows, score_predictions
-from ..encoders._hashing import HashingFeaturizer, script_pages
+from ..evaluation import score_predictions
+from ..student.featurizer import HashingFeaturizer, script_pages
+from ..student.model import StudentClassifier
+from ..student.quantize import quantize_rows
 from .augment import perturbed_copies
 from .config import DistillConfig, Method
 

@@ -75,6 +75,8 @@ class BM25Encoder(Encoder):
     b : document-length normalisation, 0 (none) to 1 (full).
     lowercase : fold case before tokenising.
     stop_words : None (keep every token), "english" (scikit-learn's list) or a list of words.
+    ngram_range : (min_n, max_n) of the word n-grams that are terms; (1, 2) adds each pair of
+        neighbouring words as a term of its own (a document's length then counts its n-grams).
     max_chars : characters of each text that are tokenised (None: all).
     """
 
@@ -85,17 +87,26 @@ class BM25Encoder(Encoder):
 
     def __init__(self, *, k1: float = DEFAULT_K1, b: float = DEFAULT_B, lowercase: bool = True,
                  stop_words: str | Iterable[str] | None = None,
+                 ngram_range: tuple[int, int] = (1, 1),
                  max_chars: int | None = DEFAULT_MAX_CHARS) -> None:
         self.k1 = k1
         self.b = b
         self.lowercase = lowercase
         self.stop_words = stop_words
+        self.ngram_range = ngram_range
         self.max_chars = max_chars
 
     # -- tokens -------------------------------------------------------------------------------
     def _check_params(self) -> None:
         _check_number("k1", self.k1, 0.0, math.inf)
         _check_number("b", self.b, 0.0, 1.0)
+        try:
+            low, high = (int(n) for n in self.ngram_range)
+        except (TypeError, ValueError):
+            low = high = 0
+        if not 1 <= low <= high:
+            raise InputError(f"ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n, "
+                             f"got {self.ngram_range!r}")
         cap = self.max_chars
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, np.integer))
                                 or cap < 1):
@@ -118,6 +129,7 @@ class BM25Encoder(Encoder):
         find = re.compile(TOKEN_PATTERN).findall
         stop = self._stop_set()
         cap = self.max_chars
+        ngrams = (int(self.ngram_range[0]), int(self.ngram_range[1]))
         counts: list[Counter[str]] = []
         lengths = np.empty(len(texts), dtype=np.float64)
         for i, text in enumerate(texts):
@@ -126,6 +138,9 @@ class BM25Encoder(Encoder):
             tokens = find(text.lower() if self.lowercase else text)
             if stop:
                 tokens = [t for t in tokens if t not in stop]
+            if ngrams != (1, 1):
+                tokens = [" ".join(tokens[j:j + n]) for n in range(ngrams[0], ngrams[1] + 1)
+                          for j in range(len(tokens) - n + 1)]
             lengths[i] = len(tokens)
             counts.append(Counter(tokens))
         return counts, lengths
@@ -213,6 +228,7 @@ class BM25Encoder(Encoder):
             stop = sorted(self._stop_set())
         config = {"k1": float(self.k1), "b": float(self.b), "lowercase": bool(self.lowercase),
                   "stop_words": stop, "token_pattern": TOKEN_PATTERN,
+                  "ngram_range": [int(n) for n in self.ngram_range],
                   "max_chars": None if self.max_chars is None else int(self.max_chars),
                   "n_documents": int(self.n_documents_), "avgdl": float(self.avgdl_)}
         # Tokens match \w\w+, so none holds a newline: one joined string keeps the file small.
@@ -226,7 +242,8 @@ class BM25Encoder(Encoder):
             raise ValueError(f"token pattern {config.get('token_pattern')!r} is not the one "
                              "this simtools uses")
         encoder = cls(k1=config["k1"], b=config["b"], lowercase=config["lowercase"],
-                      stop_words=config["stop_words"], max_chars=config["max_chars"])
+                      stop_words=config["stop_words"], max_chars=config["max_chars"],
+                      ngram_range=tuple(config["ngram_range"]))
         encoder._check_params()
         terms = arrays["vocabulary"].tobytes().decode("utf-8").split("\n")
         doc_freq = np.asarray(arrays["doc_freq"], dtype=np.int64)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..classify.student import StudentClassifier
+from ..student.model import StudentClassifier
 from .base import Encoder
 
 __all__ = ["StudentEncoder"]

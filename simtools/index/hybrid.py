@@ -11,6 +11,12 @@ Each index is an ordinary :class:`~simtools.index.Index`; a search asks each for
 - ``fusion="scores"``: each list's scores are min-max normalised over its candidates (best 1,
   worst 0; absent 0) and added as ``weight * lexical + (1 - weight) * dense``.
 
+The dense index may hold *passages* instead of whole documents (``build_hybrid_index`` cuts
+each document into passages of ``passage_words`` words): a sentence embedding of a long article
+averages away what any one sentence says, and MiniLM reads only its first 256 tokens. A passage
+names its document in its metadata (``"passage_of"``: the document's id), and a document's dense
+rank is that of its best passage.
+
 Fused scores are in those terms (``metric`` says which), not in either index's own. A query
 with no term the lexical index knows is ranked by the dense index alone; the lexical index
 returns only documents sharing a term with the query, the dense one always ``depth``. The
@@ -37,12 +43,27 @@ from ..folders import open_folder, save_folder
 from ..persistence import FormatError, read_config, read_json, write_json
 from .store import Index, Neighbour
 
-__all__ = ["DEFAULT_DEPTH", "DEFAULT_RRF_K", "Fusion", "HybridIndex", "build_hybrid_index",
-           "load_searchable"]
+__all__ = ["DEFAULT_DEPTH", "DEFAULT_PASSAGE_WORDS", "DEFAULT_RRF_K", "Fusion", "HybridIndex",
+           "build_hybrid_index", "load_searchable", "split_passages"]
 
 FORMAT_VERSION = 1
 DEFAULT_RRF_K = 60
 DEFAULT_DEPTH = 100
+#: Words per dense passage (a paragraph or two).
+DEFAULT_PASSAGE_WORDS = 100
+PASSAGE_KEY = "passage_of"
+
+
+def split_passages(text: str, words: int | None = DEFAULT_PASSAGE_WORDS) -> list[str]:
+    """``text`` cut into consecutive passages of ``words`` words (None: the text whole)."""
+    if words is None:
+        return [text]
+    if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+        raise InputError(f"passage_words must be a positive integer or None, got {words!r}")
+    tokens = text.split()
+    if len(tokens) <= words:
+        return [text]
+    return [" ".join(tokens[i:i + words]) for i in range(0, len(tokens), words)]
 
 
 class Fusion(str, Enum):
@@ -70,7 +91,8 @@ class HybridIndex:
     Parameters
     ----------
     lexical : a sparse :class:`Index` (``bm25``, or another word encoder).
-    dense : a dense :class:`Index` (``student`` or ``minilm``).
+    dense : a dense :class:`Index` (``student`` or ``minilm``) of the same documents, or of
+        their passages (each with ``metadata["passage_of"]``, its document's id).
     fusion : "rrf" or "scores" (see the module docstring).
     rrf_k : the RRF constant.
     weight : the lexical ranking's share, 0 to 1 (0.5: both count alike).
@@ -79,7 +101,7 @@ class HybridIndex:
 
     def __init__(self, lexical: Index, dense: Index, *, fusion: str | Fusion = "rrf",
                  rrf_k: float = DEFAULT_RRF_K, weight: float = 0.5,
-                 depth: int = DEFAULT_DEPTH) -> None:
+                 depth: int = DEFAULT_DEPTH, passage_words: int | None = None) -> None:
         if not isinstance(lexical, Index) or not isinstance(dense, Index):
             raise TypeError("lexical and dense must be simtools Index objects")
         if len(dense) and dense.sparse:
@@ -88,12 +110,28 @@ class HybridIndex:
         if len(lexical) and not lexical.sparse:
             raise InputError("the lexical index holds dense vectors; build it with bm25 (or "
                              "another word encoder)")
-        if lexical.ids != dense.ids:
-            raise InputError(f"the two indexes hold different documents ({len(lexical)} and "
-                             f"{len(dense)}, or other ids); build both from the same documents")
         self.fusion = _check_settings(fusion, rrf_k, weight, depth)
+        split_passages("", passage_words)  # checks the value
         self.lexical, self.dense = lexical, dense
         self.rrf_k, self.weight, self.depth = float(rrf_k), float(weight), int(depth)
+        self.passage_words = passage_words
+        self._document_of = self._map_passages()
+
+    def _map_passages(self) -> np.ndarray | None:
+        """Dense position -> lexical position when the dense index holds passages, else None."""
+        lexical, dense = self.lexical, self.dense
+        if not any(PASSAGE_KEY in m for m in dense.metadata):
+            if lexical.ids != dense.ids:
+                raise InputError(f"the two indexes hold different documents ({len(lexical)} "
+                                 f"and {len(dense)}, or other ids); build both from the same "
+                                 "documents")
+            return None
+        where = {doc_id: pos for pos, doc_id in enumerate(lexical.ids)}
+        owners = [where.get(str(m.get(PASSAGE_KEY))) for m in dense.metadata]
+        if any(o is None for o in owners) or len(set(owners)) != len(lexical):
+            raise InputError("the dense index's passages do not name the lexical index's "
+                             "documents one to one; build both from the same documents")
+        return np.asarray(owners, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.lexical)
@@ -113,12 +151,23 @@ class HybridIndex:
                   metadata: Sequence[dict[str, Any]] | None = None) -> list[str]:
         """Encode and add texts to both indexes; returns their ids."""
         texts = check_texts(texts)
+        passages = [split_passages(t, self.passage_words) if self._document_of is not None
+                    else [t] for t in texts]
         # Both encodings first: a text either index cannot place adds nothing to either.
         lexical = self.lexical.encode(texts, what="document")
-        dense = self.dense.encode(texts, what="document")
+        dense = self.dense.encode([p for ps in passages for p in ps], what="document")
         new = self.lexical.add_vectors(lexical, ids=ids, labels=labels, titles=titles,
                                        metadata=metadata)
-        self.dense.add_vectors(dense, ids=new, labels=labels, titles=titles, metadata=metadata)
+        if self._document_of is None:
+            self.dense.add_vectors(dense, ids=new, labels=labels, titles=titles,
+                                   metadata=metadata)
+            return new
+        owner = [i for i, ps in enumerate(passages) for _ in ps]
+        self.dense.add_vectors(dense, labels=[labels[i] for i in owner] if labels else None,
+                               titles=[titles[i] for i in owner] if titles else None,
+                               metadata=[{**(metadata[i] if metadata else {}),
+                                          PASSAGE_KEY: new[i]} for i in owner])
+        self._document_of = self._map_passages()
         return new
 
     # -- searching --------------------------------------------------------------------------
@@ -150,7 +199,11 @@ class HybridIndex:
         depth = min(len(self), max(self.depth, k))
         lexical = self._ranked(self.lexical, *encode_known(self.lexical, texts, what="query"),
                                depth)
-        dense = self._ranked(self.dense, *encode_known(self.dense, texts, what="query"), depth)
+        dense = self._ranked(self.dense, *encode_known(self.dense, texts, what="query"),
+                             depth if self._document_of is None else
+                             min(len(self.dense), depth * -(-len(self.dense) // len(self))))
+        if self._document_of is not None:
+            dense = [None if row is None else self._best_passages(row, depth) for row in dense]
         results: list[list[Neighbour] | None] = []
         for lex, den in zip(lexical, dense):
             results.append(None if lex is None and den is None else
@@ -173,6 +226,22 @@ class HybridIndex:
         for row, where in enumerate(np.flatnonzero(known)):
             rows[where] = (positions[row][keep[row]].tolist(), scores[row][keep[row]].tolist())
         return rows
+
+    def _best_passages(self, row: tuple[list[int], list[float]], depth: int
+                       ) -> tuple[list[int], list[float]]:
+        """A ranking of passages as a ranking of their documents (each at its best passage)."""
+        assert self._document_of is not None
+        seen: set[int] = set()
+        positions, scores = [], []
+        for passage, score in zip(*row):
+            document = int(self._document_of[passage])
+            if document not in seen:
+                seen.add(document)
+                positions.append(document)
+                scores.append(score)
+                if len(positions) == depth:
+                    break
+        return positions, scores
 
     def _fuse(self, lexical: tuple[list[int], list[float]], dense: tuple[list[int], list[float]],
               k: int) -> list[Neighbour]:
@@ -204,7 +273,7 @@ class HybridIndex:
             write_json(tmp / "config.json", {
                 "kind": "hybrid", "format_version": FORMAT_VERSION,
                 "fusion": self.fusion.value, "rrf_k": self.rrf_k, "weight": self.weight,
-                "depth": self.depth})
+                "depth": self.depth, "passage_words": self.passage_words})
         return Path(path)
 
     @classmethod
@@ -216,7 +285,8 @@ class HybridIndex:
             dense = Index._load_files(folder / "dense", mmap=mmap)
         try:
             return cls(lexical, dense, fusion=config["fusion"], rrf_k=config["rrf_k"],
-                       weight=config["weight"], depth=config["depth"])
+                       weight=config["weight"], depth=config["depth"],
+                       passage_words=config["passage_words"])
         except (KeyError, InputError) as e:
             raise FormatError(f"{path} has an inconsistent hybrid config ({e}); rebuild it") from e
 
@@ -235,11 +305,13 @@ def load_searchable(path: str | os.PathLike[str], *, mmap: bool = True) -> Index
 
 
 def build_hybrid_index(documents: Iterable[Any], *, lexical: Any = "bm25", dense: Any = "student",
+                       passage_words: int | None = DEFAULT_PASSAGE_WORDS,
                        batch_size: int = 1024, on_batch: Callable[[int], None] | None = None,
                        on_skip: Callable[[Any], None] | None = None,
                        **settings: Any) -> HybridIndex:
     """A :class:`HybridIndex` of ``documents`` (:class:`~simtools.data.Document`): a BM25 index
-    and a dense one over the same documents.
+    and a dense one over the same documents, cut into passages of ``passage_words`` words
+    (None: one vector per document).
 
     A document the lexical encoder cannot place (no word it knows) is left out of both, and
     passed to ``on_skip`` (without ``on_skip``: an InputError), as in
@@ -264,10 +336,16 @@ def build_hybrid_index(documents: Iterable[Any], *, lexical: Any = "bm25", dense
     words = build_index(docs, encoder=lexical, batch_size=batch_size, on_batch=on_batch,
                         on_skip=skip, metric=getattr(lexical, "scoring_metric", "cosine"))
     kept = [d for d in docs if id(d) not in skipped]
+    if passage_words is not None:
+        from dataclasses import replace
+
+        kept = [replace(d, text=passage, metadata={**d.metadata, PASSAGE_KEY: doc_id})
+                for d, doc_id in zip(kept, words.ids)
+                for passage in split_passages(d.text, passage_words)]
 
     def dense_skip(document: Any) -> None:
         raise InputError(f"{document.source or document.title} has no token the dense encoder "
                          "knows but words the lexical one knows; a hybrid index needs both")
 
     vectors = build_index(kept, encoder=dense, batch_size=batch_size, on_skip=dense_skip)
-    return HybridIndex(words, vectors, **settings)
+    return HybridIndex(words, vectors, passage_words=passage_words, **settings)

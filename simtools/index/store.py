@@ -59,14 +59,14 @@ def _make_backend(kind: BackendKind, dim: int, inner: InnerMetric, sparse: bool,
             return ExactSparse(dim, inner)
         # On a GPU machine exact dense search runs on every GPU through FAISS.
         if _gpu_available():
-            from .faiss_backend import make_backend
+            from .faiss import make_backend
 
             return make_backend("flat", dim, inner.value)
         return ExactDense(dim, inner)
     if sparse:
         raise ValueError(f"backend {kind.value!r} needs dense vectors, but this encoder is sparse; "
                          "use backend='exact', or a dense encoder (minilm, student)")
-    from .faiss_backend import make_backend
+    from .faiss import make_backend
 
     return make_backend(kind.value, dim, inner.value, **options)
 
@@ -77,7 +77,7 @@ def _gpu_available() -> bool:
 
     if importlib.util.find_spec("faiss") is None:
         return False
-    from .faiss_backend import gpu_available
+    from .faiss import gpu_available
 
     return gpu_available()
 
@@ -88,7 +88,7 @@ def _load_backend(folder: Path, config: dict[str, Any], mmap: bool) -> Backend:
 
         cls = ExactSparse if config.get("sparse") else ExactDense
         return cls.load(folder, config, mmap=mmap)
-    from .faiss_backend import load_backend
+    from .faiss import load_backend
 
     return load_backend(folder, config, mmap=mmap)
 

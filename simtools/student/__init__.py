@@ -1,0 +1,11 @@
+"""The distilled student: hashed n-gram features, the numpy runtime, and its quantisation.
+
+Below the encoders and classifiers that use it: ``encoders.student`` wraps it as an index
+encoder, ``classify`` re-exports :class:`StudentClassifier`, ``distill`` trains it.
+"""
+
+from __future__ import annotations
+
+from .model import StudentClassifier, default_model_path
+
+__all__ = ["StudentClassifier", "default_model_path"]

@@ -152,15 +152,6 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeat: int = 3,
             for name, t in runs.items()}
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int | None = None) -> float:
-    """Mean fraction of the true top-``k`` found in the returned top-``k`` (order ignored)."""
-    k = k or truth.shape[1]
-    hits = 0
-    for f, t in zip(found[:, :k], truth[:, :k], strict=True):
-        hits += len(set(f.tolist()) & set(t.tolist()))
-    return hits / (truth.shape[0] * k)
-
-
 def same_neighbours(found: np.ndarray, truth: np.ndarray, found_scores: np.ndarray | None = None,
                     truth_scores: np.ndarray | None = None, *, tol: float = 1e-4) -> dict[str, Any]:
     """How many rows return exactly the reference neighbour set, and how many differ only by ties.

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._harness import RESULTS, SHARED
+from simtools.evaluation import f1_per_class
 
 TWEETEVAL = SHARED / "datasets" / "tweeteval"
 
@@ -53,25 +54,6 @@ PAPER_TEST = {
 }
 for _row in PAPER_TEST.values():
     _row["average"] = round(sum(_row[t] for t in TASKS) / len(TASKS), 2)
-
-
-def f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """F1 of every class, float64 ``(n_classes,)``; a class absent from both counts 0.
-
-    Batched too: ``(B, n)`` label arrays give ``(B, n_classes)``, one row per row of tweets
-    (the bootstrap resamples them that way)."""
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    rows = y_true.reshape(-1, y_true.shape[-1])
-    cells = n_classes * n_classes
-    flat = (np.arange(len(rows))[:, None] * cells + rows * n_classes
-            + y_pred.reshape(rows.shape)).ravel()
-    confusion = np.bincount(flat, minlength=len(rows) * cells)
-    confusion = confusion.reshape(len(rows), n_classes, n_classes)
-    tp = np.diagonal(confusion, axis1=1, axis2=2).astype(np.float64)
-    denom = confusion.sum(axis=1) + confusion.sum(axis=2)
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.reshape(*y_true.shape[:-1], n_classes)
 
 
 def official_score(task: str, labels: Sequence[str], y_true: Sequence[int] | np.ndarray,

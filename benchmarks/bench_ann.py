@@ -40,6 +40,7 @@ def main() -> None:
     truth = data.get_groundtruth(k)
     nq, d = Q.shape
 
+    from simtools.evaluation import neighbour_recall
     from simtools.index import faiss as fb
     from simtools.index.exact import ExactDense
 
@@ -77,7 +78,7 @@ def main() -> None:
             found = backend.search(Q, k)[1]
             qps = nq / t["median_s"]
             rows.append({"method": name, "knob": knob, "value": value,
-                         "recall": h.recall_at_k(found, truth, k), "qps": qps,
+                         "recall": neighbour_recall(found, truth, k), "qps": qps,
                          "speedup": qps / exact_qps, "build_s": build_s,
                          "options": {**options, **({"nlist": backend.nlist}
                                                    if hasattr(backend, "nlist") else {})}})

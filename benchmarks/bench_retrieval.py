@@ -52,7 +52,10 @@ LEE = h.SHARED / "datasets" / "lee"
 TWEETEVAL = h.SHARED / "datasets" / "tweeteval"
 K = 10
 SEED = 19
-LEXICAL = ["count", "tfidf", "hashing", "char", "bm25", "bm25-stop", "bm25-bigrams"]
+LEXICAL = ["count", "tfidf", "hashing", "char", "bm25", "bm25-lucene"]
+#: BM25 settings tried on the validation half (the named "bm25" is the best of them).
+BM25_GRID = [{"k1": k1, "b": b, "stop_words": stop} for k1 in (0.9, 1.2, 1.6, 2.0)
+             for b in (0.5, 0.75, 0.9) for stop in (None, "english")]
 DENSE = ["student", "minilm"]
 PEERS = ["bm25s", "tantivy", "sklearn-tfidf"]
 #: Hybrid settings tried on the validation queries: words per dense passage (None: whole
@@ -187,8 +190,7 @@ class Simtools:
     def _encoder(self) -> Any:
         from simtools import make_encoder
 
-        variants = {"bm25": {"ngram_range": (1, 1)}, "bm25-stop": {"stop_words": "english"},
-                    "bm25-bigrams": {"ngram_range": (1, 2)}}
+        variants = {"bm25-lucene": {"k1": 1.2, "b": 0.75, "stop_words": None}}
         if self.name in variants:
             return make_encoder("bm25", **variants[self.name])
         return make_encoder(self.name)
@@ -523,7 +525,8 @@ def run_agreement(data: dict[str, Any], repeat: int) -> dict[str, Any]:
         from simtools import Index, make_encoder
 
         ours = Simtools("bm25")
-        ours._encoder = lambda: make_encoder("bm25", k1=1.5, b=0.75)  # type: ignore[method-assign]
+        ours._encoder = lambda: make_encoder(  # type: ignore[method-assign]
+            "bm25", k1=1.5, b=0.75, stop_words=None)
         theirs = BM25S(k1=1.5, b=0.75, stopwords=None)
         ours.build(texts)
         theirs.build(texts)
@@ -549,6 +552,21 @@ def run_agreement(data: dict[str, Any], repeat: int) -> dict[str, Any]:
                      "bm25s_qps": len(queries) / timing["bm25s"]["median_s"],
                      "identical": same, "tie_only": ties, "different": differ}
         out[name]["speedup"] = out[name]["simtools_qps"] / out[name]["bm25s_qps"]
+    return out
+
+
+def run_bm25_grid(data: dict[str, Any]) -> dict[str, Any]:
+    """Mean validation (and test) quality of each BM25 setting in BM25_GRID."""
+    from simtools import make_encoder
+
+    out = {}
+    for settings in BM25_GRID:
+        candidate = Simtools("bm25")
+        candidate._encoder = lambda s=settings: make_encoder("bm25", **s)  # type: ignore[method-assign]
+        row = {"wiki": score_wiki(candidate, data["wiki"]), "bbc": score_bbc(candidate, data["bbc"]),
+               **{t: score_tweets(candidate, data[t]) for t in ("emotion", "stance") if data.get(t)}}
+        key = f"k1={settings['k1']} b={settings['b']} stop_words={settings['stop_words']}"
+        out[key] = {"val": _mean_quality(row, "val"), "test": _mean_quality(row, "test")}
     return out
 
 
@@ -737,6 +755,8 @@ def _worker(args: Any) -> None:
         result: dict[str, Any] = run_agreement(data, args.repeat)
     elif args.worker == "partial-fit":
         result = run_partial_fit(data)
+    elif args.worker == "bm25-grid":
+        result = run_bm25_grid(data)
     else:
         result = run_candidate(args.worker, data, args.repeat)
     with open(args.result, "w", encoding="utf-8") as handle:
@@ -785,8 +805,9 @@ def main() -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         data_path = Path(tmp) / "data.json"
         data_path.write_text(json.dumps(data), encoding="utf-8")
-        jobs = names + [j for j in ("agreement", "partial-fit")
-                        if "bm25" in names and (j != "agreement" or _available("bm25s"))]
+        jobs = names + [j for j in ("agreement", "partial-fit", "bm25-grid")
+                        if "bm25" in names and (j != "agreement" or _available("bm25s"))
+                        and not (j == "bm25-grid" and (args.quick or not data.get("bbc")))]
         for job in jobs:
             out = Path(tmp) / f"{job}.json"
             t0 = time.perf_counter()

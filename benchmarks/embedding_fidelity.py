@@ -45,6 +45,7 @@ from benchmarks._harness import (  # noqa: E402
     write_json,
 )
 from benchmarks._tweeteval import TASKS, load_task, save_figure, size_defaults  # noqa: E402
+from simtools.evaluation import neighbour_recall  # noqa: E402
 
 logger = logging.getLogger("embedding_fidelity")
 LEE = SHARED / "datasets" / "lee"
@@ -124,11 +125,6 @@ def neighbours(vectors: Any, k: int) -> np.ndarray:
         others = row[row != i]
         out[i] = others[:k]
     return out
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    k = truth.shape[1]
-    return float(np.mean([len(np.intersect1d(f, t)) / k for f, t in zip(found, truth, strict=True)]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,7 +335,7 @@ def main() -> None:
                        rng.standard_normal((len(held_out), 64)).astype(np.float32)))
     recall_rows = []
     for name, vectors in candidates:
-        recall_rows.append({"encoder": name, "recall_at_10": recall_at_k(neighbours(vectors, k),
+        recall_rows.append({"encoder": name, "recall_at_10": neighbour_recall(neighbours(vectors, k),
                                                                          truth)})
     print_table(recall_rows, ["encoder", "recall_at_10"],
                 title=f"(a) recall@10 against teacher (MiniLM) k-NN, {len(held_out)} held-out "

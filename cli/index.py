@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from simtools.metrics import Metric
+
 from .common import LazyGroup, emit_json, friendly_errors, warn
 from .output import OUT_HELP, check_out, force_option
 
@@ -21,7 +23,8 @@ ENCODER_HELP = ("bm25 (Okapi BM25), count (raw counts), tfidf, hashing, char (ch
                 "n-grams), minilm, student[:DIR].")
 HYBRID_HELP = (" hybrid[:student|:minilm]: BM25 and a dense encoder (default student) over "
                "passages, rankings fused (searched as one).")
-METRICS = ["cosine", "euclidean", "normalized_euclidean", "inner_product"]
+# The metric names, from the one definition (the import is cheap: numpy and scipy).
+METRICS = Metric.choices()
 METRIC_HELP = ("[default: inner_product for bm25, whose inner products are the BM25 scores "
                "(bm25 refuses the others: they would change its ranking); cosine otherwise]")
 

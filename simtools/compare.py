@@ -15,14 +15,12 @@ import numpy as np
 
 from ._validation import check_texts
 from .errors import InputError
-from .metrics import pairwise
+from .metrics import Metric, pairwise
 
 __all__ = ["COMPARED", "Comparison", "compare_index", "compare_texts"]
 
-#: The metrics compared, with whether a higher value is nearer.
-COMPARED = {"euclidean": False, "cosine": True, "normalized_euclidean": True}
-_PAIRWISE_NAME = {"euclidean": "euclidean", "cosine": "cosine_similarity",
-                  "normalized_euclidean": "normalized_euclidean_similarity"}
+#: The metrics compared, by name (the lesson: raw length against direction).
+COMPARED = {m.value: m for m in (Metric.EUCLIDEAN, Metric.COSINE, Metric.NORMALIZED_EUCLIDEAN)}
 
 
 @dataclass
@@ -37,7 +35,7 @@ class Comparison:
     @property
     def nearest(self) -> dict[str, int]:
         """For each metric, the 0-based index of the nearest candidate."""
-        return {metric: int(np.argmax(s) if COMPARED[metric] else np.argmin(s))
+        return {metric: int(np.argmax(s) if COMPARED[metric].higher_is_better else np.argmin(s))
                 for metric, s in self.scores.items()}
 
     def to_dict(self, *, key: str = "text") -> dict[str, Any]:
@@ -53,7 +51,7 @@ def _compare(query: str, q: Any, X: Any, names: list[str]) -> Comparison:
     if row_norms(q)[0] == 0:
         raise InputError(f"the query {query[:60]!r} has no token the encoder knows, so it has no "
                          "direction to compare; use other words or a character n-gram encoder")
-    scores = {m: pairwise(q, X, metric=_PAIRWISE_NAME[m])[0].astype(np.float64) for m in COMPARED}
+    scores = {m: pairwise(q, X, metric=COMPARED[m].pairwise_name)[0].astype(np.float64) for m in COMPARED}
     return Comparison(query, names, scores, row_norms(X))
 
 

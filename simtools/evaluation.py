@@ -39,7 +39,7 @@ from ._validation import check_k
 from .errors import InputError
 
 __all__ = ["label_precision_at_k", "mrr_at_k", "ndcg_at_k", "pearson", "precision_at_k",
-           "recall_at_k", "score_predictions"]
+           "recall_at_k", "score_predictions", "f1_per_class", "neighbour_recall"]
 
 _COLLECTIONS = (set, frozenset, list, tuple)
 
@@ -165,6 +165,25 @@ def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) ->
 
 
 # -- classification ---------------------------------------------------------------------------
+def f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """F1 of every class, float64 ``(n_classes,)``; a class absent from both counts 0.
+
+    Batched too: ``(B, n)`` label arrays give ``(B, n_classes)``, one row per row of tweets
+    (the bootstrap resamples them that way)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    rows = y_true.reshape(-1, y_true.shape[-1])
+    cells = n_classes * n_classes
+    flat = (np.arange(len(rows))[:, None] * cells + rows * n_classes
+            + y_pred.reshape(rows.shape)).ravel()
+    confusion = np.bincount(flat, minlength=len(rows) * cells)
+    confusion = confusion.reshape(len(rows), n_classes, n_classes)
+    tp = np.diagonal(confusion, axis1=1, axis2=2).astype(np.float64)
+    denom = confusion.sum(axis=1) + confusion.sum(axis=2)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.reshape(*y_true.shape[:-1], n_classes)
+
+
 def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
     """Accuracy, macro-F1 (classes absent from both count 0, like scikit-learn with
     ``labels=range(n_classes)``), the F1 of every class and the confusion matrix (rows: true,
@@ -173,10 +192,21 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     y_pred = np.asarray(y_pred, dtype=np.int64)
     confusion = np.bincount(y_true * n_classes + y_pred,
                             minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    tp = np.diag(confusion).astype(np.float64)
-    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
-    denom = predicted + actual
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"accuracy": float(tp.sum() / max(len(y_true), 1)), "macro_f1": float(f1.mean()),
-            "f1_per_class": f1.tolist(), "confusion_matrix": confusion.tolist(),
-            "n": int(len(y_true))}
+    f1 = f1_per_class(y_true, y_pred, n_classes)
+    return {"accuracy": float(np.trace(confusion) / max(len(y_true), 1)),
+            "macro_f1": float(f1.mean()), "f1_per_class": f1.tolist(),
+            "confusion_matrix": confusion.tolist(), "n": int(len(y_true))}
+
+
+# -- neighbour sets ---------------------------------------------------------------------------
+def neighbour_recall(found: np.ndarray, truth: np.ndarray, k: int | None = None) -> float:
+    """Mean fraction of the true top-``k`` neighbours found in the returned top-``k``, order
+    ignored (ANN recall, or how well one embedding's k-NN reproduces another's).
+
+    ``found`` and ``truth`` are ``(n_queries, >= k)`` arrays of positions; ``k`` defaults to
+    ``truth``'s width. A ``-1`` (a missing neighbour) never counts as found."""
+    found, truth = np.asarray(found), np.asarray(truth)
+    k = k or truth.shape[1]
+    hits = sum(len(set(f[f >= 0].tolist()) & set(t.tolist()))
+               for f, t in zip(found[:, :k], truth[:, :k], strict=True))
+    return hits / (truth.shape[0] * k)

@@ -27,9 +27,14 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .errors import InputError
+
+
+def _issparse(X: Any) -> bool:
+    # scipy is imported only once a sparse matrix is around: `import simtools.metrics` (and the
+    # CLI's option lists built from Metric) stays numpy-only.
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 __all__ = [
     "Metric",
@@ -53,8 +58,14 @@ class Metric(str, Enum):
     NORMALIZED_EUCLIDEAN = "normalized_euclidean"  # score: 1 - distance of unit vectors
     INNER_PRODUCT = "inner_product"  # score: dot product, higher is nearer
 
+    @classmethod
+    def choices(cls) -> list[str]:
+        """Every metric's name, for option lists (the CLI's ``--metric``)."""
+        return [m.value for m in cls]
+
     @property
     def higher_is_better(self) -> bool:
+        """Whether a higher score is nearer (all but Euclidean distance)."""
         return self is not Metric.EUCLIDEAN
 
     @property
@@ -62,9 +73,46 @@ class Metric(str, Enum):
         """Whether vectors are L2-normalised before they are stored or searched."""
         return self in (Metric.COSINE, Metric.NORMALIZED_EUCLIDEAN)
 
+    @property
+    def pairwise_name(self) -> str:
+        """The :func:`pairwise` metric that computes this metric's score."""
+        return _PAIRWISE_SCORE[self]
+
+    def score_from_inner(self, raw: np.ndarray) -> np.ndarray:
+        """A backend's raw scores (inner product of unit vectors for cosine and normalised
+        Euclidean, squared L2 for Euclidean, the dot product otherwise) as this metric's score."""
+        if self is Metric.EUCLIDEAN:
+            return np.sqrt(np.maximum(raw, 0))
+        if self is Metric.NORMALIZED_EUCLIDEAN:
+            return 1.0 - np.sqrt(np.maximum(2.0 - 2.0 * raw, 0))
+        if self is Metric.COSINE:
+            return np.clip(raw, -1.0, 1.0)
+        return raw
+
+    def nearness(self, scores: np.ndarray) -> np.ndarray:
+        """Scores turned into "higher is nearer" values."""
+        return scores if self.higher_is_better else -scores
+
+    def distances(self, scores: np.ndarray) -> np.ndarray:
+        """Scores of each row (a query's neighbours) turned into non-negative distances:
+        Euclidean as it is, ``1 - score`` for cosine and normalised Euclidean, and for inner
+        product the gap to the row's best score."""
+        if self is Metric.EUCLIDEAN:
+            return scores
+        if self is Metric.INNER_PRODUCT:
+            return scores.max(axis=1, keepdims=True) - scores
+        return 1.0 - scores
+
+
+_PAIRWISE_SCORE = {Metric.COSINE: "cosine_similarity", Metric.EUCLIDEAN: "euclidean",
+                   Metric.NORMALIZED_EUCLIDEAN: "normalized_euclidean_similarity",
+                   Metric.INNER_PRODUCT: "inner_product"}
+
 
 def _as_matrix(X: Any) -> Any:
-    if sp.issparse(X):
+    if _issparse(X):
+        import scipy.sparse as sp
+
         X = sp.csr_matrix(X)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float64)
@@ -80,7 +128,7 @@ def _as_matrix(X: Any) -> Any:
 
 
 def _check_finite(X: Any, name: str) -> None:
-    values = X.data if sp.issparse(X) else X
+    values = X.data if _issparse(X) else X
     if not np.isfinite(values).all():
         raise InputError(f"{name} contains NaN or infinity, which has no distance; clean or drop "
                          "those rows first")
@@ -148,7 +196,7 @@ def row_norms(X: Any) -> np.ndarray:
 
 
 def _row_norms(X: Any) -> np.ndarray:
-    if sp.issparse(X):
+    if _issparse(X):
         X = _canonical_csr(X)
         squares = np.square(X.data, dtype=np.float64)
         sums = np.bincount(_row_of_entries(X), weights=squares, minlength=X.shape[0])
@@ -189,11 +237,13 @@ def l2_normalize(X: Any, norms: np.ndarray | None = None) -> Any:
     # lose digits or become 0 there: those rows are divided by their peak first, in float64.
     info = np.finfo(X.dtype)
     extreme = np.flatnonzero((norms > 0) & ~((scale >= info.tiny) & (scale <= info.max)))
-    if sp.issparse(X):
+    if _issparse(X):
         X = _canonical_csr(X)
         row_of = _row_of_entries(X)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # extreme: redone
             data = (X.data * scale[row_of]).astype(X.dtype)
+        import scipy.sparse as sp
+
         out = sp.csr_matrix((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
         if len(extreme):
             values, of, _ = _sparse_rescaled(X, extreme)
@@ -210,7 +260,7 @@ def l2_normalize(X: Any, norms: np.ndarray | None = None) -> Any:
 
 def _dot(X: Any, Y: Any) -> np.ndarray:
     out = X @ Y.T
-    if sp.issparse(out):
+    if _issparse(out):
         out = out.toarray()
     return np.asarray(out)
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from benchmarks._tweeteval import f1_per_class, official_score, paired_bootstrap
+from benchmarks._tweeteval import official_score, paired_bootstrap
+from simtools.evaluation import f1_per_class
 
 STANCE = ["none", "against", "favor"]
 

@@ -53,7 +53,7 @@ def brute_force(docs: list[str], query: str, k1: float, b: float) -> np.ndarray:
 
 @pytest.mark.parametrize("k1, b", [(1.2, 0.75), (1.5, 0.75), (0.0, 0.5), (2.0, 0.0), (0.9, 1.0)])
 def test_index_search_matches_brute_force(k1, b):
-    index = Index(make_encoder("bm25", k1=k1, b=b))
+    index = Index(BM25Encoder(k1=k1, b=b))
     assert index.metric.value == "inner_product"
     index.add_texts(DOCS)
     for query, hits in zip(QUERIES, index.search(QUERIES, k=len(DOCS))):
@@ -125,6 +125,23 @@ def test_no_usable_token():
         BM25Encoder().fit(["a", "!", "x y"])
 
 
+def test_the_named_encoder_is_the_measured_setting():
+    from simtools.encoders import BM25_SETTINGS
+
+    encoder = make_encoder("bm25")
+    assert {name: getattr(encoder, name) for name in BM25_SETTINGS} == BM25_SETTINGS
+    plain = BM25Encoder()  # the class keeps Lucene's defaults
+    assert (plain.k1, plain.b, plain.stop_words) == (1.2, 0.75, None)
+
+
+def test_bigrams_are_terms():
+    encoder = BM25Encoder(ngram_range=(1, 2)).fit(["the cat sat", "a dog"])
+    assert encoder.vocabulary == ["cat", "cat sat", "dog", "sat", "the", "the cat"]
+    assert encoder.avgdl_ == 3.0  # "the cat sat": 3 unigrams + 2 bigrams; "dog": 1
+    with pytest.raises(InputError, match="ngram_range must be"):
+        BM25Encoder(ngram_range=(2, 1)).fit(DOCS)
+
+
 def test_other_metrics_are_refused():
     with pytest.raises(InputError, match="cosine would renormalise them"):
         Index("bm25", metric="cosine")
@@ -168,7 +185,7 @@ def test_same_ranking_as_bm25s():
     k1, b = 1.5, 0.75  # bm25s' defaults; its "lucene" scores leave out the constant (k1 + 1)
     retriever = bm25s.BM25(k1=k1, b=b)
     retriever.index(bm25s.tokenize(DOCS, stopwords=None, show_progress=False), show_progress=False)
-    index = Index(make_encoder("bm25", k1=k1, b=b))
+    index = Index(make_encoder("bm25", k1=k1, b=b, stop_words=None))
     index.add_texts(DOCS)
     for query, hits in zip(QUERIES, index.search(QUERIES, k=len(DOCS))):
         theirs = retriever.get_scores(tokens(query))

@@ -103,8 +103,8 @@ def test_compare_unknown_encoder():
 def test_index_files_class_folders(docs, tmp_path):
     result = ok(run("index", "files", str(docs), "--out", str(tmp_path / "idx"), "--json"))
     summary = json.loads(result.stdout)
-    assert summary["documents"] == 4 and summary["encoder"] == "tfidf"
-    assert summary["metric"] == "cosine" and summary["out"] == str(tmp_path / "idx")
+    assert summary["documents"] == 4 and summary["encoder"] == "bm25"
+    assert summary["metric"] == "inner_product" and summary["out"] == str(tmp_path / "idx")
     assert "indexing" in result.stderr  # progress goes to stderr only
 
 

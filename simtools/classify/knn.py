@@ -16,11 +16,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .._math import softmax
 from .._validation import check_choice, check_k, is_sparse
 from ..errors import InputError
 from ..index.build import encode_known
 from ..index.store import Index
-from ..metrics import Metric
 
 __all__ = ["KNNClassifier", "NearestDocumentClassifier", "Weights", "index_classifier"]
 
@@ -28,21 +28,6 @@ __all__ = ["KNNClassifier", "NearestDocumentClassifier", "Weights", "index_class
 class Weights(str, Enum):
     UNIFORM = "uniform"  # one vote per neighbour
     DISTANCE = "distance"  # votes weighted by 1 / distance
-
-
-def _nearness(scores: np.ndarray, metric: Metric) -> np.ndarray:
-    """Scores turned into "higher is nearer" values on a common footing."""
-    if metric is Metric.EUCLIDEAN:
-        return -scores
-    return scores
-
-
-def _distances(scores: np.ndarray, metric: Metric) -> np.ndarray:
-    if metric is Metric.EUCLIDEAN:
-        return scores
-    if metric is Metric.INNER_PRODUCT:
-        return scores.max(axis=1, keepdims=True) - scores
-    return 1.0 - scores  # cosine distance, or the normalised Euclidean distance
 
 
 class _IndexClassifier(ClassifierMixin, BaseEstimator):
@@ -138,7 +123,7 @@ class KNNClassifier(_IndexClassifier):
         if weights is Weights.UNIFORM:
             votes = np.ones_like(scores)
         else:
-            votes = 1.0 / (_distances(scores, self.index_.metric) + 1e-6)
+            votes = 1.0 / (self.index_.metric.distances(scores) + 1e-6)
         proba = np.zeros((len(positions), len(self.classes_)), dtype=np.float64)
         rows = np.repeat(np.arange(len(positions)), positions.shape[1])
         np.add.at(proba, (rows, self.doc_class_[positions].ravel()), votes.ravel())
@@ -167,15 +152,11 @@ class NearestDocumentClassifier(_IndexClassifier):
         # a class absent from them gets probability 0. This bounds the work on large indexes.
         n = min(len(self.index_), max(100, 10 * len(self.classes_)))
         scores, positions = self._neighbours(X, n)
-        nearness = _nearness(scores, self.index_.metric).astype(np.float64)
+        nearness = self.index_.metric.nearness(scores).astype(np.float64)
         best = np.full((len(positions), len(self.classes_)), -np.inf)
         rows = np.repeat(np.arange(len(positions)), positions.shape[1])
         np.maximum.at(best, (rows, self.doc_class_[positions].ravel()), nearness.ravel())
-        logits = best / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        proba = np.exp(logits)
-        proba /= proba.sum(axis=1, keepdims=True)
-        return proba.astype(np.float32)
+        return softmax(best / self.temperature).astype(np.float32)
 
 
 def index_classifier(index: Index, *, mode: str = "auto", k: int = 10,

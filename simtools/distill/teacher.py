@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._math import softmax
 from .._validation import check_texts
 from .cache import TeacherCache
 
@@ -405,9 +406,7 @@ class TeacherEnsemble:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``softmax(predict_logits(texts))``: float32 ``(n, n_classes)``."""
-        z = self.predict_logits(texts).astype(np.float64)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+        return softmax(self.predict_logits(texts).astype(np.float64)).astype(np.float32)
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """The most likely label of each text."""

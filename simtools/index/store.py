@@ -298,13 +298,7 @@ class Index:
 
     # -- searching --------------------------------------------------------------------------
     def _scores_to_metric(self, raw: np.ndarray) -> np.ndarray:
-        if self.metric is Metric.EUCLIDEAN:
-            return np.sqrt(np.maximum(raw, 0))
-        if self.metric is Metric.NORMALIZED_EUCLIDEAN:
-            return 1.0 - np.sqrt(np.maximum(2.0 - 2.0 * raw, 0))
-        if self.metric is Metric.COSINE:
-            return np.clip(raw, -1.0, 1.0)
-        return raw
+        return self.metric.score_from_inner(raw)
 
     def search_vectors(self, vectors: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, positions)``, each ``(n_queries, k)``, best first, for raw query vectors."""

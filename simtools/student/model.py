@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._math import softmax
 from ..folders import open_folder, save_folder
 from ..persistence import (
     FormatError,
@@ -226,14 +227,14 @@ class StudentClassifier:
         known = np.concatenate([p[1] for p in parts]) > 0
         if pages is not None:
             known &= np.concatenate([p[2] for p in parts]) > 0
-        return _softmax(np.concatenate([p[0] for p in parts])), known
+        return softmax(np.concatenate([p[0] for p in parts])), known
 
     def predict_proba(self, texts: Sequence[str], *, check_scripts: bool = False) -> np.ndarray:
         """Class probabilities float32 ``(n, classes)``; columns in the order of :attr:`labels`.
 
         ``check_scripts``: see :meth:`predict_logits`.
         """
-        return _softmax(self.predict_logits(texts, check_scripts=check_scripts))
+        return softmax(self.predict_logits(texts, check_scripts=check_scripts))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """The most probable label of each text."""
@@ -384,13 +385,6 @@ def _check_state(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     if pages is not None and not in_range:
         raise FormatError(f"known_pages must be a list of code-point pages from 0 to "
                           f"{N_PAGES - 1}; got {str(pages)[:60]}")
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits - logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
-    return logits
 
 
 def _describe_pages(pages: Sequence[int]) -> str:

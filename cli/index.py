@@ -29,6 +29,20 @@ METRIC_HELP = ("[default: inner_product for bm25, whose inner products are the B
                "(bm25 refuses the others: they would change its ranking); cosine otherwise]")
 
 
+ENCODER_DEFAULT_HELP = (f"[default: {DEFAULT_ENCODER}; tfidf when --metric names another metric "
+                        "than inner_product, which bm25 would refuse]")
+
+
+def pick_encoder(encoder: str, metric: str | None) -> str:
+    """--encoder, or its default for --metric: bm25 scores by inner product only, so a run
+    that asks for another metric without naming an encoder gets tfidf."""
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("encoder") is not click.core.ParameterSource.DEFAULT
+    if given or metric in (None, "inner_product"):
+        return encoder
+    return "tfidf"
+
+
 def resolve_metric(vectoriser: Any, metric: str | None) -> str:
     """The metric to build with: the encoder's own scoring metric (bm25) unless one is given."""
     own = getattr(vectoriser, "scoring_metric", None)
@@ -85,8 +99,8 @@ def index_group() -> None:
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help=OUT_HELP.format(kind="index"))
 @force_option
-@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
-              help=ENCODER_HELP + HYBRID_HELP)
+@click.option("--encoder", default=DEFAULT_ENCODER,
+              help=ENCODER_HELP + HYBRID_HELP + " " + ENCODER_DEFAULT_HELP)
 @click.option("--metric", type=click.Choice(METRICS), default=None, help=METRIC_HELP)
 @click.option("--backend", type=click.Choice(["exact", "flat", "hnsw", "ivf"]), default="exact",
               show_default=True, help="exact: brute force; flat/hnsw/ivf: FAISS (dense encoders only).")
@@ -129,6 +143,7 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
     from simtools.index.build import build_index
 
     started = time.perf_counter()
+    encoder = pick_encoder(encoder, metric)
     hybrid = encoder == "hybrid" or encoder.startswith("hybrid:")
     dense = encoder.partition(":")[2] or "student"
     if hybrid:

@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from .common import emit_json, friendly_errors, progress, read_texts
-from .index import DEFAULT_ENCODER, ENCODER_HELP, METRIC_HELP, METRICS, resolve_metric
+from .index import (
+    DEFAULT_ENCODER,
+    ENCODER_DEFAULT_HELP,
+    ENCODER_HELP,
+    METRIC_HELP,
+    METRICS,
+    pick_encoder,
+    resolve_metric,
+)
 from .output import OUT_HELP, check_out, force_option
 
 __all__ = ["dump_command", "wikipedia_command"]
@@ -43,8 +51,8 @@ def _err(message: str) -> None:
                    "~/.cache/simtools/wikipedia].")
 @click.option("--refresh", is_flag=True, help="Fetch again even when a page is cached.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the page cache.")
-@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
-              help=ENCODER_HELP + " Fitted on the fetched pages.")
+@click.option("--encoder", default=DEFAULT_ENCODER,
+              help=ENCODER_HELP + " Fitted on the fetched pages. " + ENCODER_DEFAULT_HELP)
 @click.option("--metric", type=click.Choice(METRICS), default=None, help=METRIC_HELP)
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
               help="Deadline of each API request, from connecting to the last byte of the "
@@ -80,6 +88,7 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
     from simtools.wiki.api import DEFAULT_USER_AGENT, WikipediaFetcher
     from simtools.wiki.build import build_index
 
+    encoder = pick_encoder(encoder, metric)
     vectoriser = _lexical_or_dense(encoder)  # a wrong name fails now, not after the downloads
     metric = resolve_metric(vectoriser, metric)
     check_out(str(out), kind="index", force=force)
@@ -134,10 +143,10 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
               help="Stop after N articles (in total, when resuming).")
 @click.option("--label-from", type=click.Choice(["none", "category", "title"]), default="none",
               show_default=True, help="Label of each page: its first category, its title, or none.")
-@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
+@click.option("--encoder", default=DEFAULT_ENCODER,
               help=ENCODER_HELP + " hashing needs no vocabulary; bm25 (its idf and mean "
                    "document length), count, tfidf and char are fitted on the first "
-                   "--fit-pages articles and then frozen.")
+                   "--fit-pages articles and then frozen. " + ENCODER_DEFAULT_HELP)
 @click.option("--metric", type=click.Choice(METRICS), default=None, help=METRIC_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Articles encoded and added at a time.")
@@ -181,6 +190,7 @@ def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, lab
     from simtools.wiki.build import build_dump_index
     from simtools.wiki.dump import DumpError
 
+    encoder = pick_encoder(encoder, metric)
     metric = resolve_metric(_lexical_or_dense(encoder), metric)
     options: dict[str, Any] = {"encoder": encoder, "metric": metric, "label_from": label_from,
                                "limit": limit, "batch_size": batch_size,

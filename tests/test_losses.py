@@ -77,3 +77,39 @@ def test_cosine_loss() -> None:
     v = torch.tensor([[1.0, 2.0], [0.0, 1.0]])
     assert float(losses.cosine_loss(v, 3 * v)) == pytest.approx(0.0, abs=1e-6)
     assert float(losses.cosine_loss(v, -v)) == pytest.approx(2.0)
+
+
+def test_the_trainers_objective_is_the_soft_target_loss_the_paper_benchmark_calls() -> None:
+    import torch
+
+    from simtools.distill.config import Method
+    from simtools.distill.losses import Objective, soft_target_loss
+
+    g = torch.Generator().manual_seed(0)
+    z_s, z_t = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    y = torch.tensor([0, 1, 2, 3, 0, 1, -1, -1])
+    objective = Objective(frozenset({Method.SOFT}), temperature=3.0, alpha=0.7)
+    total = sum(objective.terms(z_s, y, z_t=z_t).values())
+    torch.testing.assert_close(total, soft_target_loss(z_s, z_t, y, temperature=3.0, alpha=0.7))
+    labelled = y >= 0
+    expected = 0.7 * soft_target_loss(z_s, z_t, None, temperature=3.0, alpha=1.0) + \
+        0.3 * torch.nn.functional.cross_entropy(z_s[labelled], y[labelled])
+    torch.testing.assert_close(total, expected)
+
+
+def test_objective_terms_per_method() -> None:
+    import pytest
+    import torch
+
+    from simtools.distill.config import Method
+    from simtools.distill.losses import Objective
+
+    z_s, z_t, v = torch.randn(4, 3), torch.randn(4, 3), torch.randn(4, 5)
+    y = torch.tensor([0, 1, 2, -1])
+    assert set(Objective(frozenset({Method.NONE})).terms(z_s, y)) == {"hard"}
+    assert set(Objective(frozenset({Method.LOGITS})).terms(z_s, y, z_t=z_t)) == {"logits"}
+    assert set(Objective(frozenset({Method.COMPRESSION})).terms(z_s, y, z_t=z_t)) == {"soft"}
+    assert set(Objective(frozenset({Method.EMBEDDING})).terms(z_s, y, v_s=v, v_t=v)) == {
+        "embedding", "hard"}
+    with pytest.raises(ValueError, match="need the teacher's logits"):
+        Objective(frozenset({Method.SOFT})).terms(z_s, y)

@@ -34,7 +34,6 @@ __all__ = ["Prepared", "TrainResult", "distill", "knn_recall", "prepare", "sweep
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[..., Iterable[Any]]
-_LABEL_TERMS = (Method.SOFT, Method.LOGITS, Method.NOISY)
 
 
 @dataclass
@@ -291,7 +290,7 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
                                               // config.batch_size))
         schedules = [torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: max(0.0, 1.0 - step / total_steps)) for opt in (sparse_opt, dense_opt)]
-    label_term = bool(methods & set(_LABEL_TERMS))
+    objective = losses.Objective.from_config(config, methods)
     history: list[dict[str, Any]] = []
     val_bags = _Bags(featurizer, prepared.val_texts)
     val_ids, val_offsets = torch.from_numpy(val_bags.ids), torch.from_numpy(val_bags.offsets)
@@ -312,29 +311,9 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
             ids, offsets = bags.batch(batch)
             index = torch.from_numpy(batch)
             z_s, v_s = net(torch.from_numpy(ids), torch.from_numpy(offsets))
-            y = y_all[index]
-            has_y = y >= 0
-            terms: dict[str, Any] = {}
-            if zt_all is not None:
-                z_t = zt_all[index]
-                if Method.NOISY in methods:
-                    z_t = losses.add_teacher_noise(z_t, std=config.noise_std,
-                                                   fraction=config.noise_fraction,
-                                                   generator=generator)
-            if Method.SOFT in methods:
-                terms["soft"] = config.alpha * losses.soft_loss(z_s, z_t, config.temperature)
-                if config.alpha < 1 and bool(has_y.any()):
-                    terms["hard"] = (1 - config.alpha) * losses.hard_loss(z_s[has_y], y[has_y])
-            if Method.LOGITS in methods or (Method.NOISY in methods and Method.SOFT not in methods):
-                terms["logits"] = losses.logit_loss(z_s, z_t)
-            if Method.COMPRESSION in methods and not label_term:
-                # compression alone: learn the teacher's probabilities on the grown set
-                terms["soft"] = losses.soft_loss(z_s, z_t, 1.0)
-            if Method.EMBEDDING in methods:
-                assert targets is not None  # made whenever the embedding method is on
-                terms["embedding"] = config.embedding_weight * losses.cosine_loss(v_s, targets[index])
-            if not label_term and Method.COMPRESSION not in methods and bool(has_y.any()):
-                terms["hard"] = losses.hard_loss(z_s[has_y], y[has_y])  # 'none', 'embedding'
+            terms = objective.terms(
+                z_s, y_all[index], z_t=None if zt_all is None else zt_all[index], v_s=v_s,
+                v_t=None if targets is None else targets[index], generator=generator)
             loss = sum(terms.values())
             sparse_opt.zero_grad()
             dense_opt.zero_grad()

@@ -164,7 +164,7 @@ def test_stale_temporaries_and_unpublished_versions_are_removed_by_the_next_save
 
 @pytest.mark.parametrize("step", ["seal", "rename", "manifest"])
 def test_a_failure_at_any_step_of_a_save_keeps_the_old_index(tmp_path, monkeypatch, step):
-    import simtools.folders as folders
+    import simtools.folders.write as folders
 
     folder = tmp_path / "idx"
     small_index(n=20).save(folder)

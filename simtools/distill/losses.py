@@ -47,7 +47,8 @@ def soft_target_loss(z_s: torch.Tensor, z_t: torch.Tensor, y: torch.Tensor | Non
     ``y`` may be None when ``alpha`` is 1 (no hard labels, e.g. for synthetic texts); rows with
     ``y == -1`` (unlabelled transfer texts) take the soft term only.
     """
-    return sum(_soft_target_terms(z_s, z_t, y, temperature=temperature, alpha=alpha).values())
+    terms = _soft_target_terms(z_s, z_t, y, temperature=temperature, alpha=alpha)
+    return terms["soft"] + terms["hard"] if "hard" in terms else terms["soft"]
 
 
 def _soft_target_terms(z_s: torch.Tensor, z_t: torch.Tensor, y: torch.Tensor | None, *,

@@ -314,7 +314,7 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
             terms = objective.terms(
                 z_s, y_all[index], z_t=None if zt_all is None else zt_all[index], v_s=v_s,
                 v_t=None if targets is None else targets[index], generator=generator)
-            loss = sum(terms.values())
+            loss: Any = sum(terms.values())
             sparse_opt.zero_grad()
             dense_opt.zero_grad()
             loss.backward()
@@ -327,8 +327,8 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
             for schedule in schedules:
                 schedule.step()
             total += loss.item()
-            for name, value in terms.items():
-                parts[name] = parts.get(name, 0.0) + value.item()
+            for name, term in terms.items():
+                parts[name] = parts.get(name, 0.0) + term.item()
         net.eval()
         with torch.no_grad():
             val_logits, _ = net(val_ids, val_offsets)

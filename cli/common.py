@@ -7,6 +7,7 @@ import functools
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -15,7 +16,7 @@ import click
 
 from simtools.errors import SimtoolsError
 
-__all__ = ["CLOSED_PIPE", "EMPTY", "EMPTY_REASON", "UNKNOWN", "LazyGroup", "emit_json",
+__all__ = ["CLOSED_PIPE", "EMPTY", "EMPTY_REASON", "UNKNOWN", "LazyGroup", "emit_json", "in_flags",
            "friendly_errors", "progress", "read_texts", "tsv_safe", "warn", "warn_unanswered"]
 
 #: The record of an input line with nothing visible, and of one the model or index cannot read.
@@ -118,10 +119,29 @@ def friendly_errors(func: F) -> F:
         except BrokenPipeError:
             _stop_at_closed_pipe()
         except (SimtoolsError, OSError, ValueError, ImportError) as e:
-            message = str(e)
+            message = in_flags(str(e))
             raise click.ClickException(message.splitlines()[0] if message else type(e).__name__) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# The library words its advice in arguments (``resume=True``, ``encoder='char'``); on the command
+# line the same advice names the flags. Only these arguments are rewritten.
+_SWITCHES = {"resume=True": "--resume", "force=True": "--force",
+             "check_scripts=False": "--allow-unknown"}
+_VALUED = {"encoder": "--encoder", "split": "--split", "teacher": "--teacher",
+           "methods": "--method", "metric": "--metric", "backend": "--backend"}
+_VALUED_RE = re.compile(r"\b(" + "|".join(_VALUED) + r")='([^']*)'")
+_BARE = {"api_url": "--api-url"}
+_BARE_RE = re.compile(r"\b(" + "|".join(_BARE) + r")\b")
+
+
+def in_flags(message: str) -> str:
+    """A library message with its argument advice said in flags (``resume=True`` -> ``--resume``)."""
+    for argument, flag in _SWITCHES.items():
+        message = message.replace(argument, flag)
+    message = _VALUED_RE.sub(lambda m: f"{_VALUED[m.group(1)]} {m.group(2)}", message)
+    return _BARE_RE.sub(lambda m: _BARE[m.group(1)], message)
 
 
 def _stop_at_closed_pipe() -> NoReturn:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from simtools_cli.common import emit_json, friendly_errors, progress
+from simtools_cli.common import emit_json, friendly_errors, in_flags, progress
 from simtools_cli.output import OUT_HELP, check_out, force_option
 
 __all__ = ["distill_command", "evaluate_command"]
@@ -44,7 +44,7 @@ def _method_sets(methods: tuple[str, ...]) -> list[tuple[Any, ...]]:
     try:
         return [parse_methods(m) for m in methods] or [DEFAULT_METHODS]
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="'--method'") from None
+        raise click.BadParameter(in_flags(str(e)), param_hint="'--method'") from None
 
 
 def _check_teacher(spec: str, method_sets: list[tuple[Any, ...]], seed: int, *,

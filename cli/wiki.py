@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .common import emit_json, friendly_errors, progress, read_texts
+from .common import emit_json, friendly_errors, in_flags, progress, read_texts
 from .index import (
     DEFAULT_ENCODER,
     ENCODER_DEFAULT_HELP,
@@ -209,7 +209,7 @@ def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, lab
             partial = getattr(e, "report", None)
             if partial is not None:
                 _summarise(partial, as_json)
-            raise click.ClickException(str(e).splitlines()[0]) from None
+            raise click.ClickException(in_flags(str(e)).splitlines()[0]) from None
     _summarise(report, as_json)
 
 

@@ -86,7 +86,7 @@ class LabelledData:
             raise InputError(f"unknown split {name!r}; valid values are 'train', 'val', 'test'")
         found = getattr(self, name)
         if found is None:
-            raise InputError(f"{self.source} has no {name} split; use --split val")
+            raise InputError(f"{self.source} has no {name} split; use split='val'")
         return found
 
 

@@ -370,3 +370,26 @@ def test_a_model_with_nan_weights_is_a_one_line_error(tmp_path):
     model.save(tmp_path / "m")
     fails(run("classify", "--model", str(tmp_path / "m"), "shares fell"),
           "head_bias holds 1 NaN or infinite value(s)")
+
+
+def test_library_advice_is_said_in_flags_on_the_command_line():
+    from simtools_cli.common import in_flags
+
+    assert in_flags("use encoder='char' or rebuild without resume=True; check api_url") == \
+        "use --encoder char or rebuild without --resume; check --api-url"
+    assert in_flags("k=5 is larger than the index") == "k=5 is larger than the index"
+
+
+def test_no_library_message_names_a_command_line_flag():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "simtools"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#")[0]
+            if (re.search(r"[\"'][^\"']*\s--[a-z][a-z-]+", code) and "pip install" not in code
+                    and '"""' not in code and "``" not in code):
+                offenders.append(f"{path.relative_to(root)}:{number}")
+    assert offenders == [], "say it in arguments; the CLI turns them into flags"

@@ -137,12 +137,12 @@ def test_cli_builds_and_searches_a_hybrid_index(tmp_path):
     built = _cli("index", "files", str(folder), "--out", str(tmp_path / "h"), "--encoder",
                  "hybrid", "--json")
     assert built.exit_code == 0, built.output
-    assert json.loads(built.stdout)["metric"] == "rrf"
+    assert json.loads(built.stdout)["metric"] == "fused_scores"
     found = _cli("search", "tennis on grass", "zzqx purring", "--index", str(tmp_path / "h"),
                  "--json", "-k", "3")
     assert found.exit_code == 0, found.output
     rows = [json.loads(line) for line in found.stdout.splitlines()]
-    assert [r["metric"] for r in rows] == ["rrf", "rrf"]
+    assert [r["metric"] for r in rows] == ["fused_scores", "fused_scores"]
     assert rows[0]["neighbours"][0]["title"] in {"doc2.txt", "doc3.txt"}
     assert len(rows[1]["neighbours"]) == 3  # no known word: the dense half still answers
     lexical = _cli("search", "tennis", "--index", str(tmp_path / "h"), "--ranking", "lexical",

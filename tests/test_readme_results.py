@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    bench_retrieval,
     distill_paper,
     distill_seeds,
     distill_sweep,
@@ -36,6 +37,7 @@ QUOTED: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("distill_sweep", distill_sweep.readme_tables),
     ("embedding_fidelity", embedding_fidelity.readme_tables),
     ("reliability", reliability_sweep.readme_table),
+    ("retrieval", bench_retrieval.readme_tables),
 ]
 
 

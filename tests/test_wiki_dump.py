@@ -323,7 +323,7 @@ def test_resume_after_an_interruption_skips_what_is_done(tmp_path):
     assert not progress["complete"]
     done = len(Index.load(out))
     assert 0 < done < 30
-    with pytest.raises(ValueError, match="unfinished build; pass --resume"):
+    with pytest.raises(ValueError, match="unfinished build; pass resume=True"):
         build_dump_index(dump, out)
     report = build_dump_index(dump, out, batch_size=4, checkpoint_every=5, resume=True)
     assert report.resumed_after_pageid == progress["last_pageid"]

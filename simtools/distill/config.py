@@ -49,7 +49,7 @@ def parse_methods(value: str | Method | Iterable[str | Method]) -> tuple[Method,
             raise ValueError(f"unknown distillation method {name!r}; valid methods are {valid} "
                              "(combine them with commas, e.g. soft,embedding)") from None
     if not found:
-        raise ValueError("no distillation method given; use e.g. --method soft,embedding")
+        raise ValueError("no distillation method given; use e.g. methods='soft,embedding'")
     if Method.NONE in found and len(found) > 1:
         raise ValueError(f"method 'none' (the hard-label baseline) cannot be combined with "
                          f"{', '.join(sorted(m.value for m in found - {Method.NONE}))}; use it alone")

@@ -261,7 +261,7 @@ def plot_gradients(result: GradientResult, path: str | os.PathLike[str]) -> Path
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"plot path must end in .png, got {str(path)!r}; e.g. --out grads.png")
+        raise ValueError(f"plot path must end in .png, got {str(path)!r}; e.g. 'grads.png'")
     path.parent.mkdir(parents=True, exist_ok=True)
     first, last = result.steps[0], result.steps[-1]
     layers = list(range(1, result.depth + 1))

@@ -274,7 +274,7 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
     if Method.EMBEDDING in methods:
         if prepared.teacher_emb is None:
             raise ValueError("method 'embedding' needs a teacher with sentence embeddings; "
-                             "use a teacher with an embedding member (e.g. --teacher default)")
+                             "use a teacher with an embedding member (e.g. teacher='default')")
         components = _pca(prepared.teacher_emb[~prepared.perturbed], config.embedding_dim)
         targets = torch.from_numpy(np.ascontiguousarray(prepared.teacher_emb[rows] @ components.T))
     classes = len(prepared.labels)

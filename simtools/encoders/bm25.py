@@ -170,7 +170,7 @@ class BM25Encoder(Encoder):
             frequencies.update(counter.keys())
         if not frequencies:
             raise InputError("no text has any token BM25 can use (words of two or more letters "
-                             "or digits); give longer texts, or use --encoder char")
+                             "or digits); give longer texts, or use encoder='char'")
         terms = sorted(frequencies)
         self.vocabulary_ = {term: column for column, term in enumerate(terms)}
         self.doc_freq_ = np.asarray([frequencies[t] for t in terms], dtype=np.int64)

@@ -49,8 +49,15 @@ __all__ = ["DEFAULT_DEPTH", "DEFAULT_PASSAGE_WORDS", "DEFAULT_RRF_K", "Fusion", 
 FORMAT_VERSION = 1
 DEFAULT_RRF_K = 60
 DEFAULT_DEPTH = 100
-#: Words per dense passage (a paragraph or two).
+#: Words per dense passage (a paragraph or two), when passages are asked for.
 DEFAULT_PASSAGE_WORDS = 100
+#: The settings build_hybrid_index uses for each dense encoder: the best of
+#: benchmarks/bench_retrieval.py's hybrid grid on its validation queries (mean MRR@10 of the
+#: three known-item query forms), where normalised-score fusion beat RRF.
+CHOSEN: dict[str, dict[str, Any]] = {
+    "student": {"passage_words": None, "fusion": "scores", "weight": 0.85},
+    "minilm": {"passage_words": None, "fusion": "scores", "weight": 0.85},
+}
 PASSAGE_KEY = "passage_of"
 
 
@@ -93,14 +100,14 @@ class HybridIndex:
     lexical : a sparse :class:`Index` (``bm25``, or another word encoder).
     dense : a dense :class:`Index` (``student`` or ``minilm``) of the same documents, or of
         their passages (each with ``metadata["passage_of"]``, its document's id).
-    fusion : "rrf" or "scores" (see the module docstring).
+    fusion : "scores" (default) or "rrf" (see the module docstring).
     rrf_k : the RRF constant.
-    weight : the lexical ranking's share, 0 to 1 (0.5: both count alike).
+    weight : the lexical ranking's share, 0 to 1 (default 0.85; 0.5: both count alike).
     depth : candidates taken from each index per query (at least ``k``).
     """
 
-    def __init__(self, lexical: Index, dense: Index, *, fusion: str | Fusion = "rrf",
-                 rrf_k: float = DEFAULT_RRF_K, weight: float = 0.5,
+    def __init__(self, lexical: Index, dense: Index, *, fusion: str | Fusion = "scores",
+                 rrf_k: float = DEFAULT_RRF_K, weight: float = 0.85,
                  depth: int = DEFAULT_DEPTH, passage_words: int | None = None) -> None:
         if not isinstance(lexical, Index) or not isinstance(dense, Index):
             raise TypeError("lexical and dense must be simtools Index objects")
@@ -305,13 +312,14 @@ def load_searchable(path: str | os.PathLike[str], *, mmap: bool = True) -> Index
 
 
 def build_hybrid_index(documents: Iterable[Any], *, lexical: Any = "bm25", dense: Any = "student",
-                       passage_words: int | None = DEFAULT_PASSAGE_WORDS,
+                       passage_words: int | None | str = "chosen",
                        batch_size: int = 1024, on_batch: Callable[[int], None] | None = None,
                        on_skip: Callable[[Any], None] | None = None,
                        **settings: Any) -> HybridIndex:
     """A :class:`HybridIndex` of ``documents`` (:class:`~simtools.data.Document`): a BM25 index
     and a dense one over the same documents, cut into passages of ``passage_words`` words
-    (None: one vector per document).
+    (None: one vector per document). Settings left out (``passage_words="chosen"``, fusion,
+    weight) are those of :data:`CHOSEN` for a dense encoder named there.
 
     A document the lexical encoder cannot place (no word it knows) is left out of both, and
     passed to ``on_skip`` (without ``on_skip``: an InputError), as in
@@ -320,6 +328,10 @@ def build_hybrid_index(documents: Iterable[Any], *, lexical: Any = "bm25", dense
     """
     from .build import build_index
 
+    chosen = dict(CHOSEN.get(dense, CHOSEN["student"])) if isinstance(dense, str) else {}
+    words: int | None = (chosen.get("passage_words") if passage_words == "chosen"
+                         else passage_words)  # type: ignore[assignment]
+    settings = {**{k: v for k, v in chosen.items() if k != "passage_words"}, **settings}
     docs = list(documents)
     skipped: set[int] = set()
 
@@ -333,19 +345,19 @@ def build_hybrid_index(documents: Iterable[Any], *, lexical: Any = "bm25", dense
     from ..encoders import make_encoder
 
     lexical = make_encoder(lexical) if isinstance(lexical, str) else lexical
-    words = build_index(docs, encoder=lexical, batch_size=batch_size, on_batch=on_batch,
+    lexical_index = build_index(docs, encoder=lexical, batch_size=batch_size, on_batch=on_batch,
                         on_skip=skip, metric=getattr(lexical, "scoring_metric", "cosine"))
     kept = [d for d in docs if id(d) not in skipped]
-    if passage_words is not None:
+    if words is not None:
         from dataclasses import replace
 
         kept = [replace(d, text=passage, metadata={**d.metadata, PASSAGE_KEY: doc_id})
-                for d, doc_id in zip(kept, words.ids)
-                for passage in split_passages(d.text, passage_words)]
+                for d, doc_id in zip(kept, lexical_index.ids)
+                for passage in split_passages(d.text, words)]
 
     def dense_skip(document: Any) -> None:
         raise InputError(f"{document.source or document.title} has no token the dense encoder "
                          "knows but words the lexical one knows; a hybrid index needs both")
 
     vectors = build_index(kept, encoder=dense, batch_size=batch_size, on_skip=dense_skip)
-    return HybridIndex(words, vectors, passage_words=passage_words, **settings)
+    return HybridIndex(lexical_index, vectors, passage_words=words, **settings)

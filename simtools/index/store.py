@@ -179,7 +179,7 @@ class Index:
             sample = texts[zero[0]]
             raise InputError(f"{len(zero)} {what}(s) have no token this encoder knows, e.g. "
                              f"{sample[:60]!r}; use longer text, or an encoder with character "
-                             "n-grams (--encoder char) or a dense one (--encoder student)")
+                             "n-grams (encoder='char') or a dense one (encoder='student')")
         return vectors
 
     def stored_vectors(self, *, raw: bool = False) -> Any:

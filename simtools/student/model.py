@@ -196,7 +196,7 @@ class StudentClassifier:
         return (f"{len(unknown)} text(s) have no letter or digit in the scripts this model was "
                 f"trained on ({_describe_pages(self.config.get('known_pages', []))}), e.g. text "
                 f"{i + 1} ({texts[i][:40]!r}); use a model trained on that language, or classify "
-                "them anyway with --allow-unknown (check_scripts=False)")
+                "them anyway with check_scripts=False")
 
     def predict_logits(self, texts: Sequence[str], *, strict: bool = True,
                        check_scripts: bool = False) -> np.ndarray:

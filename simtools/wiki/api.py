@@ -119,7 +119,7 @@ def resolve_api_url(api_url: str | None = None) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
             f"API address {url!r} is not an http(s) URL; expected something like "
-            f"{DEFAULT_API_URL} (set --api-url or ${API_URL_ENV})"
+            f"{DEFAULT_API_URL} (set api_url or ${API_URL_ENV})"
         )
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
         logger.warning("API address %s uses plain http; prefer https", url)
@@ -292,7 +292,7 @@ class ApiClient:
                 continue
             except requests.RequestException as e:
                 raise BadResponseError(f"request to {self.api_url} failed: {_short_reason(e)}; "
-                                       "check --api-url") from e
+                                       "check api_url") from e
             status = response.status_code
             if status == 429 or 500 <= status < 600:
                 answered = f"{self.api_url} answered HTTP {status} {response.reason or ''}".rstrip()
@@ -305,7 +305,7 @@ class ApiClient:
                 continue
             if status >= 400:
                 raise BadResponseError(f"{self.api_url} answered HTTP {status} "
-                                       f"{response.reason or ''}; check --api-url")
+                                       f"{response.reason or ''}; check api_url")
             data = _decode_json(response, self.api_url)
             error = data.get("error")
             if isinstance(error, dict):
@@ -327,12 +327,12 @@ def _decode_json(response: Any, url: str) -> dict[str, Any]:
         kind = response.headers.get("Content-Type", "unknown type")
         start = response.text[:60].strip()
         raise BadResponseError(
-            f"{url} did not answer JSON ({kind}, starting {start!r}); check that --api-url "
+            f"{url} did not answer JSON ({kind}, starting {start!r}); check that api_url "
             "points at a MediaWiki api.php"
         ) from e
     if not isinstance(data, dict):
         raise BadResponseError(f"{url} answered JSON that is not an object "
-                               f"({type(data).__name__}); check --api-url")
+                               f"({type(data).__name__}); check api_url")
     return data
 
 
@@ -549,7 +549,7 @@ class WikipediaFetcher:
             except (KeyError, IndexError, TypeError, AttributeError, AssertionError) as e:
                 raise BadResponseError(
                     f"{self.api_url} gave an answer of an unexpected shape for {title!r} "
-                    f"({type(e).__name__}: {e}); check that --api-url points at a MediaWiki "
+                    f"({type(e).__name__}: {e}); check that api_url points at a MediaWiki "
                     "api.php", title=title) from e
         if not isinstance(text, str) or not text.strip():
             raise BadResponseError(f"page {resolved!r} has no plain text to index", title=title)

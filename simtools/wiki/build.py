@@ -168,13 +168,13 @@ def _load_for_resume(out: Path, progress: Any,
 
     if not isinstance(progress, dict) or progress.get("format_version") != PROGRESS_VERSION:
         raise FormatError(f"{out / PROGRESS_NAME} is not a progress file this simtools reads; "
-                          "rebuild without --resume")
+                          "rebuild without resume=True")
     differ = {key: (progress.get("settings", {}).get(key), value)
               for key, value in settings.items() if progress.get("settings", {}).get(key) != value}
     if differ:
         said = ", ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in differ.items())
         raise ValueError(f"cannot resume {out}: it was built with other settings ({said}); "
-                         "use the same dump and options, or rebuild without --resume")
+                         "use the same dump and options, or rebuild without resume=True")
     index = Index.load(out, mmap=False)
     return index, progress
 
@@ -253,7 +253,7 @@ def _build(writer: FolderWriter, dump: Path, out: Path, settings: dict[str, Any]
         if resume:
             logger.info("nothing to resume in %s; starting from the beginning", out)
         elif isinstance(saved, dict) and not saved.get("complete", True):
-            raise ValueError(f"{out} holds an unfinished build; pass --resume to continue it, "
+            raise ValueError(f"{out} holds an unfinished build; pass resume=True to continue it, "
                              "or delete the folder to start again")
         index = _make_index(settings["encoder"], settings["metric"])
         progress = {}

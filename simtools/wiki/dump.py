@@ -459,7 +459,7 @@ def _raw_pages(path: Path, stats: DumpStats, skip_through: int | None,
         if reader.skipping:
             raise DumpError(f"page id {skip_through} was never reached in {path} "
                             f"({stats.pages_seen} pages read); the progress file belongs to "
-                            "another dump: rebuild without --resume")
+                            "another dump: rebuild without resume=True")
     finally:
         handle.close()
 

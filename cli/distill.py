@@ -88,44 +88,6 @@ def _bar(iterable: Any, *, length: int | None = None, label: str = "") -> Any:
     return progress(iterable, length=length, label=label)
 
 
-def _row(result: Any) -> dict[str, Any]:
-    s = result.summary
-    return {"methods": ",".join(s["methods"]), "temperature": s["temperature"], "alpha": s["alpha"],
-            "val_macro_f1": s["val_macro_f1"], "val_accuracy": s["val_accuracy"],
-            "val_knn_recall_at_10": s.get("val_knn_recall_at_10")}
-
-
-def _plot(rows: list[dict[str, Any]], temps: list[float], alphas: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    if len(temps) > 1 or len(alphas) > 1:
-        key, other = ("temperature", "alpha") if len(temps) > 1 else ("alpha", "temperature")
-        groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
-        for row in rows:
-            groups.setdefault((row["methods"], row[other]), []).append(row)
-        for (methods, value), members in groups.items():
-            ax.plot([r[key] for r in members], [r["val_macro_f1"] for r in members], marker="o",
-                    label=f"{methods}, {other} {value:g}")
-        if key == "temperature":
-            ax.set_xscale("log")
-            ax.set_xticks(temps, [f"{t:g}" for t in temps])
-        ax.set_xlabel(key)
-        ax.legend(fontsize=8)
-    else:
-        ax.bar(range(len(rows)), [r["val_macro_f1"] for r in rows])
-        ax.set_xticks(range(len(rows)), [r["methods"] for r in rows], rotation=30, ha="right")
-    ax.set_ylabel("validation macro-F1")
-    ax.set_title("simtools distill sweep")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 @click.command("distill")
 @click.option("--data", "data_path", required=True,
               help="Labelled data: a TweetEval folder, class subfolders of .txt files, a "
@@ -194,6 +156,7 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
     """
     from simtools.data import load_labelled, load_unlabelled
     from simtools.distill.config import DistillConfig
+    from simtools.distill.report import best_result, plot_sweep, sweep_row, sweep_rows
     from simtools.distill.trainer import sweep
 
     # Every option is checked here, before the data is read or a teacher is fitted.
@@ -235,20 +198,20 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
                        err=True)
     results = sweep(data, base, methods=method_sets, temperatures=temps, alphas=alphas,
                     unlabelled=extra, progress=_bar)
-    best = max(results, key=lambda r: r.summary["val_macro_f1"])
+    best = best_result(results)
     best.student.config["data"] = {"source": data_path, "train_n": len(data.train),
                                    "val_n": len(data.val),
                                    "val_split": "the split load_labelled(--data) makes"}
-    rows = [_row(r) for r in results]
+    rows = sweep_rows(results)
     if len(results) > 1:
         best.student.config["sweep"] = rows
     best.student.save(out, force=force)
     plot_file = None
     if len(results) > 1:
         plot_file = Path(plot_path) if plot_path else Path(out) / "sweep.png"
-        _plot(rows, temps, alphas, plot_file)
+        plot_sweep(rows, plot_file)
     if as_json:
-        emit_json({"out": out, "best": _row(best), "summary": best.summary, "sweep": rows,
+        emit_json({"out": out, "best": sweep_row(best), "summary": best.summary, "sweep": rows,
                    "plot": str(plot_file) if plot_file else None})
         return
     if len(results) > 1:
@@ -288,10 +251,9 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
       simtools evaluate --model emo --data tweeteval/emotion --json
       simtools evaluate --model irony --data tweeteval/irony --split test --f1-of irony
     """
-    import numpy as np
-
     from simtools.data import load_labelled
-    from simtools.evaluation import score_predictions
+    from simtools.errors import InputError
+    from simtools.evaluation import evaluate_classifier
     from simtools.student import StudentClassifier
 
     model = StudentClassifier.load(model_path)
@@ -302,33 +264,21 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
             f"the {split} split of {data_path} holds no texts, so there is nothing to score "
             "(a table or class folders hold out 10% of each label that has at least 2 texts); "
             "give more labelled texts, or choose another --split")
-    unknown = sorted(set(part.labels) - set(model.labels))
-    if unknown:
-        raise click.ClickException(
-            f"the {split} split of {data_path} has labels the model does not know: "
-            f"{', '.join(unknown)}; the model knows {', '.join(model.labels)}")
-    index = {name: i for i, name in enumerate(model.labels)}
-    chosen = [name.strip() for name in (f1_of or "").split(",") if name.strip()]
-    if f1_of is not None:
-        missing = [name for name in chosen if name not in index]
-        if not chosen or missing:
-            raise click.UsageError(f"--f1-of takes labels of the model, comma-separated; "
-                                   f"{', '.join(missing) or 'none given'} not among "
-                                   f"{', '.join(model.labels)}")
-    y_true = np.array([index[name] for name in part.labels], dtype=np.int64)
-    y_pred = model.predict_logits(part.texts, strict=False).argmax(axis=1)
-    scores = score_predictions(y_true, y_pred, len(model.labels))
-    scores["labels"] = model.labels
-    if chosen:
-        scores["f1_of"] = {"labels": chosen, "mean_f1": float(np.mean(
-            [scores["f1_per_class"][index[name]] for name in chosen]))}
+    chosen = None if f1_of is None else [n.strip() for n in f1_of.split(",") if n.strip()]
+    try:
+        scores = evaluate_classifier(model, part.texts, part.labels, f1_of=chosen)
+    except InputError as e:
+        if chosen is not None and "f1_of" in str(e):
+            raise click.UsageError(f"--f1-of takes labels of the model, comma-separated; {e}") from None
+        raise click.ClickException(f"the {split} split of {data_path}: {e}") from None
     if as_json:
         emit_json(scores)
         return
     click.echo(f"{split}: n {scores['n']}, accuracy {scores['accuracy']:.4f}, "
                f"macro-F1 {scores['macro_f1']:.4f}")
     if "f1_of" in scores:
-        click.echo(f"mean F1 of {', '.join(chosen)}: {scores['f1_of']['mean_f1']:.4f}")
+        click.echo(f"mean F1 of {', '.join(scores['f1_of']['labels'])}: "
+                   f"{scores['f1_of']['mean_f1']:.4f}")
     width = max(8, *(len(name) for name in model.labels))
     click.echo("confusion matrix (rows: true, columns: predicted), and each label's F1")
     click.echo(" " * width + " " + " ".join(f"{name[:width]:>{width}}" for name in model.labels)

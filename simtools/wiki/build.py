@@ -21,13 +21,15 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
 from .._validation import check_choice
+from ..data import Document
+from ..errors import InputError
 from ..folders import FolderWriter, open_folder
 from ..persistence import FormatError, member, read_json, write_json
 from .dump import (
@@ -46,8 +48,7 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_NAME = "wiki_build.json"
 PROGRESS_VERSION = 1
-# Encoded batches are handed to the index this many rows at a time: Index.add_vectors costs
-# O(len(index)) per call (its duplicate-id check), so few large adds keep the build linear.
+# Encoded batches are handed to the index this many rows at a time (see IndexBuilder).
 ADD_EVERY = 8192
 
 
@@ -106,20 +107,24 @@ def _cpu_seconds() -> float:
     return total
 
 
+def page_document(page: PageLike, label_from: LabelFrom) -> Document:
+    """A fetched or dump page as the document the index builder takes (id: its page id)."""
+    metadata = dict(page.metadata())
+    source = str(metadata.pop("source", "wikipedia"))
+    return Document(page.text, page.title, _label(page, label_from), source, metadata,
+                    id=str(page.pageid))
+
+
 def build_index(pages: Sequence[PageLike], *, encoder: Any = "count", metric: str = "cosine",
                 label_from: str | LabelFrom = "title") -> Any:
     """An index over ``pages`` (ids are page ids), the encoder fitted on their texts."""
+    from ..index.build import build_index as build_documents
+
     label_kind = check_choice(label_from, LabelFrom, name="label source")
     if not pages:
-        raise ValueError("no pages to index; fetch at least one page first")
-    index = _make_index(encoder, metric)
-    texts = [page.text for page in pages]
-    index.encoder.fit(texts)
-    index.add_texts(texts, ids=[str(page.pageid) for page in pages],
-                    titles=[page.title for page in pages],
-                    labels=[_label(page, label_kind) for page in pages],
-                    metadata=[page.metadata() for page in pages])
-    return index
+        raise InputError("no pages to index; fetch at least one page first")
+    return build_documents([page_document(page, label_kind) for page in pages],
+                           encoder=encoder, metric=metric)
 
 
 # -- streaming a dump ------------------------------------------------------------------------
@@ -257,7 +262,7 @@ def _build(writer: FolderWriter, dump: Path, out: Path, settings: dict[str, Any]
                              "or delete the folder to start again")
         index = _make_index(settings["encoder"], settings["metric"])
         progress = {}
-    builder = _StreamBuilder(index, writer, settings, label_kind, report, fit_pages=fit_pages,
+    builder = _DumpBuild(index, writer, settings, label_kind, report, fit_pages=fit_pages,
                              batch_size=batch_size, checkpoint_every=checkpoint_every)
     remaining = None if limit is None else limit - len(index)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
@@ -294,113 +299,66 @@ def _build(writer: FolderWriter, dump: Path, out: Path, settings: dict[str, Any]
     return report
 
 
-class _StreamBuilder:
-    """Buffers articles, fits the encoder once, adds in batches, checkpoints."""
+class _DumpBuild:
+    """The dump's use of the one :class:`~simtools.index.builder.IndexBuilder`: pages become
+    documents, and every checkpoint saves the progress record beside the index."""
 
     def __init__(self, index: Any, writer: FolderWriter, settings: dict[str, Any],
                  label_from: LabelFrom, report: BuildReport, *, fit_pages: int, batch_size: int,
                  checkpoint_every: int) -> None:
+        from ..index.builder import IndexBuilder
+
         self.index = index
-        self.writer = writer
         self.out = writer.path
         self.settings = settings
         self.label_from = label_from
         self.report = report
-        self.fit_pages = fit_pages
-        self.batch_size = batch_size
-        self.checkpoint_every = checkpoint_every
-        self.buffer: list[DumpPage] = []
-        self.pending: list[tuple[Any, list[DumpPage]]] = []
-        self.pending_rows = 0
-        self.since_checkpoint = 0
-        self.last_pageid: int | None = report.resumed_after_pageid
-        # A vocabulary-free encoder is "fitted" by its first batch; others wait for fit_pages.
-        self.fitted = len(index) > 0
-        if not self.fitted and settings["encoder"] == "hashing":
-            self.fit_pages = batch_size
         self.exhausted = False
+        self._state: dict[str, Any] = {"complete": False, "error": None}
+
+        def skipped(_: Any) -> None:
+            report.skipped_no_tokens += 1
+
+        # A vocabulary-free encoder is "fitted" by its first batch; others wait for fit_pages.
+        fit_first = batch_size if settings["encoder"] == "hashing" else fit_pages
+        self.builder = IndexBuilder(index, fit_first=fit_first, batch_size=batch_size,
+                                    add_every=ADD_EVERY, writer=writer,
+                                    checkpoint_every=checkpoint_every,
+                                    extra_files=self._write_progress, on_skip=skipped)
 
     def push(self, page: DumpPage) -> None:
-        self.buffer.append(page)
         self.report.articles_this_run += 1
-        wanted = self.batch_size if self.fitted else max(self.fit_pages, self.batch_size)
-        if len(self.buffer) >= wanted:
-            self._flush()
-            if self.since_checkpoint >= self.checkpoint_every:
-                self._save(complete=False)
-
-    def _flush(self) -> None:
-        if not self.buffer:
-            return
-        if not self.fitted:
-            self.index.encoder.fit([page.text for page in self.buffer])
-            self.fitted = True
-        for batch in _chunks(self.buffer, self.batch_size):
-            self._add(batch)
-        self.last_pageid = self.buffer[-1].pageid
-        self.buffer = []
-
-    def _add(self, batch: list[DumpPage]) -> None:
-        from ..metrics import row_norms
-
-        vectors = self.index.encoder.encode([page.text for page in batch])
-        keep = (row_norms(vectors) > 0).nonzero()[0]
-        if len(keep) < len(batch):
-            self.report.skipped_no_tokens += len(batch) - len(keep)
-            vectors = vectors[keep]
-            batch = [batch[i] for i in keep]
-        if batch:
-            self.pending.append((vectors, batch))
-            self.pending_rows += len(batch)
-            if self.pending_rows >= ADD_EVERY:
-                self._commit()
-        self.since_checkpoint += len(batch)
-
-    def _commit(self) -> None:
-        """Add the encoded batches to the index in one call."""
-        if not self.pending:
-            return
-        import numpy as np
-        import scipy.sparse as sp
-
-        blocks = [vectors for vectors, _ in self.pending]
-        vectors = (sp.vstack(blocks, format="csr") if sp.issparse(blocks[0])
-                   else np.ascontiguousarray(np.vstack(blocks), dtype=np.float32))
-        pages = [page for _, batch in self.pending for page in batch]
-        self.pending, self.pending_rows = [], 0
-        self.index.add_vectors(
-            vectors, ids=[str(page.pageid) for page in pages],
-            titles=[page.title for page in pages],
-            labels=[_label(page, self.label_from) for page in pages],
-            metadata=[page.metadata() for page in pages])
+        checkpoints = self.builder.checkpoints
+        self.builder.push(page_document(page, self.label_from))
+        if self.builder.checkpoints != checkpoints:
+            self._logged()
 
     def finish(self, *, complete: bool, error: str | None = None) -> None:
-        self._flush()
-        self._commit()
+        self.builder.finish()
         if len(self.index) == 0:
             if error is None:
-                raise ValueError("the dump holds no article with text; nothing was indexed")
+                raise InputError("the dump holds no article with text; nothing was indexed")
             return
-        self._save(complete=complete, error=error)
+        self._state = {"complete": complete, "error": error}
+        self.builder.checkpoint()
+        self._logged()
         self.report.complete = complete
 
-    def _save(self, *, complete: bool, error: str | None = None) -> None:
-        self._commit()
-        progress = {"format_version": PROGRESS_VERSION, "settings": self.settings,
-                    "last_pageid": self.last_pageid, "articles": len(self.index),
-                    "complete": complete, "exhausted": complete and self.exhausted,
-                    "error": error,
-                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        with self.writer.version() as tmp:
-            self.index.save_into(tmp)
-            write_json(tmp / PROGRESS_NAME, progress)
-        self.since_checkpoint = 0
-        self.report.checkpoints += 1
+    def _last_pageid(self) -> int | None:
+        last = self.builder.last
+        return int(last.id) if last is not None and last.id is not None \
+            else self.report.resumed_after_pageid
+
+    def _write_progress(self, folder: Path) -> None:
+        complete = self._state["complete"]
+        write_json(folder / PROGRESS_NAME, {
+            "format_version": PROGRESS_VERSION, "settings": self.settings,
+            "last_pageid": self._last_pageid(), "articles": len(self.index),
+            "complete": complete, "exhausted": complete and self.exhausted,
+            "error": self._state["error"],
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def _logged(self) -> None:
+        self.report.checkpoints = self.builder.checkpoints
         logger.info("checkpoint: %d articles in %s (last page id %s)", len(self.index),
-                    self.out, self.last_pageid)
-
-
-def _chunks(items: list[DumpPage], size: int) -> Iterator[list[DumpPage]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
+                    self.out, self._last_pageid())

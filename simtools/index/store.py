@@ -204,10 +204,11 @@ class Index:
         other._next_id = self._next_id
         return other
 
-    def _prepare(self, vectors: Any) -> Any:
-        vectors = check_vectors(vectors, dim=self.dim)
+    def _prepare(self, vectors: Any, norms: np.ndarray | None = None) -> Any:
+        """Checked vectors (see ``check_vectors``) as the backend stores them: normalised for
+        cosine and normalised Euclidean, with ``norms`` when the caller has them already."""
         if self.metric.normalizes:
-            norms = row_norms(vectors)
+            norms = row_norms(vectors) if norms is None else norms
             if (norms == 0).any():
                 raise ValueError(f"a zero vector has no direction, so {self.metric.value} is "
                                  "undefined for it; drop zero rows or use metric='euclidean'")
@@ -229,9 +230,10 @@ class Index:
                     titles: Sequence[str | None] | None = None,
                     metadata: Sequence[dict[str, Any]] | None = None) -> list[str]:
         """Add vectors (dense ``(n, dim)`` or sparse) with optional ids, labels, titles, metadata."""
-        vectors = check_vectors(vectors, dim=self.dim)
-        norms = row_norms(vectors).astype(np.float32)
-        vectors = self._prepare(vectors)
+        vectors = check_vectors(vectors, dim=self.dim)  # once: the one pass over the input
+        norms = row_norms(vectors)
+        vectors = self._prepare(vectors, norms)
+        norms = norms.astype(np.float32)
         n = vectors.shape[0]
         new_ids = self._new_ids(n, ids)
         columns = {"labels": labels, "titles": titles, "metadata": metadata}

@@ -85,8 +85,9 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
           "Association football" "Tennis" --out wiki-index
       simtools search "a great goal in the final" --index wiki-index
     """
-    from simtools.wiki.api import DEFAULT_USER_AGENT, WikipediaFetcher
+    from simtools.wiki.api import WikipediaFetcher
     from simtools.wiki.build import build_index
+    from simtools.wiki.client import DEFAULT_USER_AGENT
 
     encoder = pick_encoder(encoder, metric)
     vectoriser = _lexical_or_dense(encoder)  # a wrong name fails now, not after the downloads

@@ -24,11 +24,11 @@ from simtools.wiki.api import (  # noqa: E402
     DisambiguationPageError,
     MissingPageError,
     WikipediaFetcher,
-    _parse_retry_after,
     default_cache_dir,
     resolve_api_url,
 )
 from simtools.wiki.build import build_index  # noqa: E402
+from simtools.wiki.client import _parse_retry_after  # noqa: E402
 from tests.fakewiki import FOUR_PAGES, FakeWiki  # noqa: E402
 
 

@@ -24,10 +24,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "WikipediaError": "simtools.wiki.api",
+    "WikipediaError": "simtools.wiki.client",
     "WikipediaFetcher": "simtools.wiki.api",
     "DumpError": "simtools.wiki.dump",
-    "clean_wikitext": "simtools.wiki.dump",
+    "clean_wikitext": "simtools.wiki.wikitext",
     "iter_dump": "simtools.wiki.dump",
     "build_index": "simtools.wiki.build",
     "build_dump_index": "simtools.wiki.build",

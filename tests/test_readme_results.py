@@ -42,8 +42,11 @@ QUOTED: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
 
 
 def _readme() -> str:
-    # Markdown list items indent quoted tables; compare the text without that indentation.
-    return "\n".join(line.strip() for line in (ROOT / "README.md").read_text().splitlines())
+    # The README and docs/ (its results page quotes the tables). Markdown list items indent
+    # quoted tables; compare the text without that indentation.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return "\n".join(line.strip() for page in pages
+                     for line in page.read_text(encoding="utf-8").splitlines())
 
 
 @pytest.mark.parametrize(("name", "render"), QUOTED,

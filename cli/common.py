@@ -16,7 +16,7 @@ import click
 
 from simtools.errors import SimtoolsError
 
-__all__ = ["CLOSED_PIPE", "EMPTY", "EMPTY_REASON", "UNKNOWN", "LazyGroup", "emit_json", "in_flags",
+__all__ = ["CLOSED_PIPE", "EMPTY", "EMPTY_REASON", "UNKNOWN", "LazyGroup", "emit_json", "encoding_option", "in_flags",
            "friendly_errors", "progress", "read_texts", "tsv_safe", "warn", "warn_unanswered"]
 
 #: The record of an input line with nothing visible, and of one the model or index cannot read.
@@ -28,6 +28,26 @@ EMPTY_REASON = "nothing visible (blank, whitespace or control characters)"
 CLOSED_PIPE = 141
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+ENCODING_HELP = ("Text encoding of the input files, e.g. cp1252 or utf-16; read strictly. "
+                 "[default: UTF-8; a file that is not UTF-8 is read as cp1252 (Latin-1 where "
+                 "cp1252 leaves a byte undefined), with a warning]")
+
+
+def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from simtools.data import check_encoding
+
+    try:
+        return check_encoding(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+def encoding_option(func: F) -> F:
+    """``--encoding``, for every command that reads files of texts (one decoding policy)."""
+    return click.option("--encoding", default=None, callback=_encoding,  # type: ignore[return-value]
+                        help=ENCODING_HELP)(func)
 
 
 def read_texts(args: Iterable[str], *, what: str = "text", keep_blank: bool = False) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from simtools_cli.common import emit_json, friendly_errors, in_flags, progress
+from simtools_cli.common import emit_json, encoding_option, friendly_errors, in_flags, progress
 from simtools_cli.output import OUT_HELP, check_out, force_option
 
 __all__ = ["distill_command", "evaluate_command"]
@@ -133,6 +133,7 @@ def _bar(iterable: Any, *, length: int | None = None, label: str = "") -> Any:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Where a sweep saves its plot (default: OUT/sweep.png).")
 @click.option("--quiet", is_flag=True, help="No per-epoch log lines on stderr.")
+@encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @friendly_errors
 def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, ...], temperature: str,
@@ -140,7 +141,7 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
                     teacher: str, lr: float, lr_schedule: str | None, augment_copies: int,
                     unlabelled: tuple[str, ...], max_unlabelled: int | None,
                     no_quantize: bool, seed: int, plot_path: str | None, quiet: bool,
-                    as_json: bool) -> None:
+                    encoding: str | None, as_json: bool) -> None:
     """Train a small, fast student from a teacher ensemble and save it to OUT.
 
     Several values of --method, --temperature or --alpha train one student per setting
@@ -189,10 +190,11 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
                          lr_schedule=lr_schedule or DistillConfig.lr_schedule)
     _setup_logging(quiet or as_json)
     check_out(out, kind="model", force=force)  # before hours of training, not after
-    data = load_labelled(data_path)
+    data = load_labelled(data_path, encoding=encoding)
     extra = None
     if unlabelled:
-        extra = load_unlabelled(list(unlabelled), exclude=data, limit=max_unlabelled, seed=seed)
+        extra = load_unlabelled(list(unlabelled), exclude=data, limit=max_unlabelled, seed=seed,
+                                encoding=encoding)
         if not quiet and not as_json:
             click.echo(f"unlabelled texts: {len(extra):,} (from {', '.join(unlabelled)})",
                        err=True)
@@ -239,9 +241,11 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
 @click.option("--f1-of", "f1_of", default=None, metavar="LABEL[,LABEL...]",
               help="Also report the mean F1 of these labels, e.g. 'irony' (TweetEval irony's "
                    "official score) or 'favor,against' (stance's).")
+@encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object.")
 @friendly_errors
 def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: str | None,
+                     encoding: str | None,
                      as_json: bool) -> None:
     """Accuracy, macro-F1 and the confusion matrix of a model on labelled data.
 
@@ -257,7 +261,7 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
     from simtools.student import StudentClassifier
 
     model = StudentClassifier.load(model_path)
-    part = load_labelled(data_path).split(split)
+    part = load_labelled(data_path, encoding=encoding).split(split)
     if len(part) == 0:
         # A score of nothing would read as accuracy 0.0000 and pass in a script.
         raise click.ClickException(

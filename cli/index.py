@@ -11,7 +11,7 @@ import click
 
 from simtools.metrics import Metric
 
-from .common import LazyGroup, emit_json, friendly_errors, warn
+from .common import LazyGroup, emit_json, encoding_option, friendly_errors, warn
 from .output import OUT_HELP, check_out, force_option
 
 if TYPE_CHECKING:
@@ -52,9 +52,7 @@ def resolve_metric(vectoriser: Any, metric: str | None) -> str:
         raise click.UsageError(f"--metric {metric} would change the ranking of --encoder bm25, "
                                f"which scores by {own} (its BM25 score); leave --metric out")
     return metric
-ENCODING_HELP = ("Text encoding of the input files, e.g. cp1252 or utf-16; read strictly. "
-                 "[default: UTF-8; a file that is not UTF-8 is read as cp1252 (Latin-1 where "
-                 "cp1252 leaves a byte undefined), with a warning]")
+
 
 
 def _existing_or_named(ctx: click.Context, param: click.Parameter,
@@ -68,15 +66,6 @@ def _existing_or_named(ctx: click.Context, param: click.Parameter,
                                      f"data sets: {', '.join(sorted(NAMED_DATASETS))})",
                                      ctx=ctx, param=param)
     return value
-
-
-def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from simtools.data import check_encoding
-
-    try:
-        return check_encoding(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
 
 
 @click.group("index", cls=LazyGroup, lazy={
@@ -104,7 +93,7 @@ def index_group() -> None:
 @click.option("--metric", type=click.Choice(METRICS), default=None, help=METRIC_HELP)
 @click.option("--backend", type=click.Choice(["exact", "flat", "hnsw", "ivf"]), default="exact",
               show_default=True, help="exact: brute force; flat/hnsw/ivf: FAISS (dense encoders only).")
-@click.option("--encoding", default=None, callback=_encoding, help=ENCODING_HELP)
+@encoding_option
 @click.option("--strict", is_flag=True,
               help="Fail on a document with no token the encoder knows instead of skipping it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")

@@ -248,3 +248,19 @@ def test_unlabelled_sources_are_sampled_and_leave_out_the_data_itself(env: Path)
 def test_max_unlabelled_needs_unlabelled(env: Path) -> None:
     result = _distill(_write_csv(env / "train.csv"), env / "model", "--max-unlabelled", "5")
     assert result.exit_code == 2 and "--max-unlabelled samples the texts" in result.output
+
+
+def test_distill_and_evaluate_read_the_encoding_they_are_given(env: Path) -> None:
+    data = env / "latin.csv"
+    rows = ["text,label"] + [f"caf\xe9 {w} {i},{lab}" for i in range(12)
+                             for w, lab in (("match goal", "sport"), ("bank shares", "money"))]
+    data.write_bytes("\n".join(rows).encode("latin-1"))
+    out = env / "model"
+    result = _distill(data, out, "--method", "none", "--quiet", "--encoding", "latin-1", *SMALL)
+    assert result.exit_code == 0, result.output
+    evaluated = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(data),
+                                          "--encoding", "latin-1", "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    strict = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(data),
+                                       "--encoding", "utf-8"])
+    assert strict.exit_code == 1 and "is not utf-8 text" in strict.output.lower()

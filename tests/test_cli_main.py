@@ -95,7 +95,7 @@ def test_index_files_checks_encoding_and_backend_before_reading(tmp_path: Path) 
                     "--backend", "hnsw")
     assert sparse.exit_code == 2
     assert ("--backend hnsw needs a dense encoder (--encoder minilm or student), but --encoder "
-            "tfidf is sparse") in sparse.output
+            "bm25 is sparse") in sparse.output  # the default encoder
     assert "backend='exact'" not in sparse.output and not (tmp_path / "i").exists()
     missing = _files(tmp_path, str(tmp_path / "nope"), "--out", str(tmp_path / "i"))
     assert missing.exit_code == 2 and "nor is it one of the named data sets: bbc-news" in missing.output

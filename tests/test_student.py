@@ -318,3 +318,25 @@ def test_the_old_module_paths_still_work_with_a_deprecation_warning() -> None:
     from simtools.encoders._hashing import HashingFeaturizer as OldFeaturizer
 
     assert Old is StudentClassifier and OldFeaturizer is HashingFeaturizer
+
+
+def test_a_student_encoder_keeps_the_student_in_its_one_model_format(tmp_path) -> None:
+    from simtools.encoders import load_encoder
+    from simtools.encoders.base import Encoder
+    from simtools.encoders.student import StudentEncoder
+
+    encoder = StudentEncoder.from_model()
+    encoder.save(tmp_path / "enc")
+    files = live(tmp_path / "enc")
+    assert (files / "model" / "model.safetensors").is_file()
+    assert not (files / "encoder.safetensors").exists()
+    again = load_encoder(tmp_path / "enc")
+    np.testing.assert_array_equal(again.encode(TEXTS), encoder.encode(TEXTS))
+    # the model inside is an ordinary model folder
+    np.testing.assert_array_equal(StudentClassifier.load(files / "model").embed(TEXTS),
+                                  encoder.encode(TEXTS))
+    # a folder of simtools 0.1 (the model's arrays in encoder.safetensors) still loads
+    old = tmp_path / "old"
+    old.mkdir()
+    Encoder.save_into(encoder, old)
+    np.testing.assert_array_equal(load_encoder(old).encode(TEXTS), encoder.encode(TEXTS))

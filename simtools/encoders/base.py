@@ -135,9 +135,12 @@ def _load_files(path: Path) -> Encoder:
                           f"known types: {', '.join(sorted(_REGISTRY))}")
     module_name, _, class_name = _REGISTRY[type_name].partition(":")
     klass = getattr(importlib.import_module(module_name), class_name)
-    arrays = load_arrays(member(path, ARRAYS_NAME))
     try:
-        encoder = klass._from_state(config, arrays)
+        from_folder = getattr(klass, "_from_folder", None)
+        if from_folder is not None:  # an encoder that keeps its state as files of its own
+            encoder = from_folder(path, config)
+        else:
+            encoder = klass._from_state(config, load_arrays(member(path, ARRAYS_NAME)))
     except (KeyError, TypeError, ValueError) as e:
         raise FormatError(f"{path} has an inconsistent encoder config or arrays ({e})") from e
     encoder.is_fitted_ = True

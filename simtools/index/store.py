@@ -16,7 +16,6 @@ A saved index is a versioned folder (:mod:`simtools.folders`) whose current vers
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +27,10 @@ import numpy as np
 from .._validation import check_choice, check_k, check_texts, check_vectors, is_sparse
 from ..folders import open_folder, save_folder
 from ..metrics import Metric, l2_normalize, row_norms
-from ..persistence import FormatError, load_npy, loads_json, member, read_config, write_json
+from ..persistence import FormatError, load_npy, member, read_config, write_json
 from .backend import Backend, BackendKind, InnerMetric
+from .backends import load_backend, make_backend
+from .documents import read_documents, write_documents
 
 __all__ = ["Index", "Neighbour"]
 
@@ -48,49 +49,6 @@ class Neighbour:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "label": self.label, "score": self.score}
-
-
-def _make_backend(kind: BackendKind, dim: int, inner: InnerMetric, sparse: bool,
-                  options: dict[str, Any]) -> Backend:
-    if kind is BackendKind.EXACT:
-        from .exact import ExactDense, ExactSparse
-
-        if sparse:
-            return ExactSparse(dim, inner)
-        # On a GPU machine exact dense search runs on every GPU through FAISS.
-        if _gpu_available():
-            from .faiss import make_backend
-
-            return make_backend("flat", dim, inner.value)
-        return ExactDense(dim, inner)
-    if sparse:
-        raise ValueError(f"backend {kind.value!r} needs dense vectors, but this encoder is sparse; "
-                         "use backend='exact', or a dense encoder (minilm, student)")
-    from .faiss import make_backend
-
-    return make_backend(kind.value, dim, inner.value, **options)
-
-
-def _gpu_available() -> bool:
-    """A FAISS GPU build with at least one GPU; False at once when FAISS is not installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("faiss") is None:
-        return False
-    from .faiss import gpu_available
-
-    return gpu_available()
-
-
-def _load_backend(folder: Path, config: dict[str, Any], mmap: bool) -> Backend:
-    if config.get("kind") == BackendKind.EXACT.value:
-        from .exact import ExactDense, ExactSparse
-
-        cls = ExactSparse if config.get("sparse") else ExactDense
-        return cls.load(folder, config, mmap=mmap)
-    from .faiss import load_backend
-
-    return load_backend(folder, config, mmap=mmap)
 
 
 class Index:
@@ -241,7 +199,7 @@ class Index:
             if column is not None and len(column) != n:
                 raise ValueError(f"got {n} vectors but {len(column)} {name}; give one per vector")
         if self._backend is None:
-            self._backend = _make_backend(self.backend_kind, vectors.shape[1], self.inner_metric,
+            self._backend = make_backend(self.backend_kind, vectors.shape[1], self.inner_metric,
                                           is_sparse(vectors), self.options)
         elif is_sparse(vectors) != self.sparse:
             raise ValueError("cannot mix sparse and dense vectors in one index")
@@ -385,10 +343,8 @@ class Index:
         assert self._backend is not None
         backend_config = self._backend.save(folder)
         np.save(folder / "norms.npy", self._norms, allow_pickle=False)
-        with open(folder / "documents.jsonl", "w", encoding="utf-8") as handle:
-            for row in zip(self.ids, self.titles, self.labels, self.metadata):
-                handle.write(json.dumps(dict(zip(("id", "title", "label", "metadata"), row)),
-                                        ensure_ascii=False) + "\n")
+        write_documents(folder / "documents.jsonl", self.ids, self.titles, self.labels,
+                        self.metadata)
         if self.encoder is not None:
             (folder / "encoder").mkdir()
             self.encoder.save_into(folder / "encoder")
@@ -414,7 +370,7 @@ class Index:
             index = cls(None, metric=config["metric"], backend=config["backend"]["kind"],
                         **config.get("options", {}))
             index._next_id = int(config["next_id"])
-            index._backend = _load_backend(folder, config["backend"], mmap)
+            index._backend = load_backend(folder, config["backend"], mmap)
             count = int(config["count"])
             has_encoder = config["has_encoder"]
             if not isinstance(has_encoder, bool):
@@ -423,7 +379,8 @@ class Index:
             if isinstance(e, FormatError):
                 raise
             raise FormatError(f"{folder / 'config.json'} is inconsistent ({e}); rebuild the index") from e
-        index._read_documents(member(folder, "documents.jsonl"))
+        index.ids, index.titles, index.labels, index.metadata = read_documents(
+            member(folder, "documents.jsonl"))
         index._id_set = set(index.ids)
         index._norms = load_npy(member(folder, "norms.npy"))
         if index._norms.ndim != 1 or not np.isfinite(index._norms).all():
@@ -444,34 +401,6 @@ class Index:
                                   f"the index holds {index.dim}-d ones; rebuild the index")
         return index
 
-    def _read_documents(self, path: Path) -> None:
-        number = 0
-        try:
-            with open(path, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):  # noqa: B007 (read in except)
-                    row = loads_json(line, where=f"{path} near line {number}")
-                    metadata = row.get("metadata")
-                    if not isinstance(metadata, (dict, type(None))):
-                        raise TypeError("metadata must be an object")
-                    self.ids.append(_scalar_text(row["id"], "id"))
-                    self.titles.append(_opt_scalar_text(row.get("title"), "title"))
-                    self.labels.append(_opt_scalar_text(row.get("label"), "label"))
-                    self.metadata.append(metadata or {})
-        except FileNotFoundError as e:
-            raise FormatError(f"{path} is missing; the index folder is incomplete") from e
-        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-            raise FormatError(f"{path} is corrupted near line {number} ({e}); rebuild the index") from e
-
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _scalar_text(value: Any, name: str) -> str:
-    if isinstance(value, (dict, list)) or value is None:
-        raise TypeError(f"a document {name} must be a string or number, got {type(value).__name__}")
-    return str(value)
-
-
-def _opt_scalar_text(value: Any, name: str) -> str | None:
-    return None if value is None else _scalar_text(value, name)

@@ -216,7 +216,7 @@ def test_compact_removes_stray_files_and_skips_a_compact_store(tmp_path) -> None
 
 
 def test_a_crash_during_compaction_loses_nothing(tmp_path, monkeypatch) -> None:
-    import simtools.distill.cache as cache_module
+    import simtools.distill.cache_store as cache_module
 
     model = Counting()
     cache = _filled(tmp_path, model)

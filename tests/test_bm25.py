@@ -199,7 +199,6 @@ def test_cli_bm25_index_refuses_a_distorting_metric_and_names_bm25(tmp_path):
     import json
 
     from click.testing import CliRunner
-
     from simtools_cli.main import main
 
     folder = tmp_path / "docs"

@@ -121,7 +121,6 @@ def test_build_save_load(tmp_path):
 # -- the CLI: index files --encoder hybrid, search --ranking ------------------------------------
 def _cli(*args: str):
     from click.testing import CliRunner
-
     from simtools_cli.main import main
 
     return CliRunner().invoke(main, list(args))

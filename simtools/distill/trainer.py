@@ -270,26 +270,12 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
     y_all = torch.from_numpy(prepared.y[rows])
     zt_all = (torch.from_numpy(prepared.teacher_logits[rows])
               if prepared.teacher_logits is not None else None)
-    targets = components = None
-    if Method.EMBEDDING in methods:
-        if prepared.teacher_emb is None:
-            raise ValueError("method 'embedding' needs a teacher with sentence embeddings; "
-                             "use a teacher with an embedding member (e.g. teacher='default')")
-        components = _pca(prepared.teacher_emb[~prepared.perturbed], config.embedding_dim)
-        targets = torch.from_numpy(np.ascontiguousarray(prepared.teacher_emb[rows] @ components.T))
+    targets, components = (_embedding_targets(prepared, rows, config, torch)
+                           if Method.EMBEDDING in methods else (None, None))
     classes = len(prepared.labels)
     net = _make_net(config.buckets, config.dim, classes,
                     None if components is None else components.shape[0])
-    sparse_opt = torch.optim.SparseAdam(list(net.embedding.parameters()), lr=config.lr)
-    dense_params = [p for name, p in net.named_parameters() if not name.startswith("embedding")]
-    dense_opt = torch.optim.Adam(dense_params, lr=config.lr * 0.2)
-    schedules = []
-    if config.lr_schedule == "linear":
-        # fastText's schedule: the rate falls linearly to zero over the whole run.
-        total_steps = max(1, config.epochs * ((len(rows) + config.batch_size - 1)
-                                              // config.batch_size))
-        schedules = [torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: max(0.0, 1.0 - step / total_steps)) for opt in (sparse_opt, dense_opt)]
+    optimisers, schedules = _optimisers(net, config, len(rows), torch)
     objective = losses.Objective.from_config(config, methods)
     history: list[dict[str, Any]] = []
     val_bags = _Bags(featurizer, prepared.val_texts)
@@ -315,15 +301,15 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
                 z_s, y_all[index], z_t=None if zt_all is None else zt_all[index], v_s=v_s,
                 v_t=None if targets is None else targets[index], generator=generator)
             loss: Any = sum(terms.values())
-            sparse_opt.zero_grad()
-            dense_opt.zero_grad()
+            for optimiser in optimisers:
+                optimiser.zero_grad()
             loss.backward()
             if step % every == 0:
                 sampled += 1
                 for name, value in layer_grad_norms(net).items():
                     norms[name] = norms.get(name, 0.0) + value
-            sparse_opt.step()
-            dense_opt.step()
+            for optimiser in optimisers:
+                optimiser.step()
             for schedule in schedules:
                 schedule.step()
             total += loss.item()
@@ -339,15 +325,48 @@ def _train(prepared: Prepared, config: DistillConfig, progress: ProgressFn, torc
                   "grad_norm": {k: v / max(sampled, 1) for k, v in norms.items()},
                   "seconds": round(time.perf_counter() - started, 3)}
         history.append(record)
-        logger.info("epoch %d/%d loss %.4f val macro-F1 %.4f accuracy %.4f grad norms %s",
-                    epoch, config.epochs, record["loss"], scores["macro_f1"], scores["accuracy"],
-                    ", ".join(f"{k} {v:.3g}" for k, v in record["grad_norm"].items()))
+        _log_epoch(record, config.epochs)
     student = _to_numpy(net, featurizer, prepared.labels, config, components)
     summary = _summarise(student, prepared, config, history)
     student.config["training"] = summary
     student.config["known_pages"] = script_pages(prepared.texts)
     student.history = history
     return TrainResult(student, config, history, summary)
+
+
+def _embedding_targets(prepared: Prepared, rows: np.ndarray, config: DistillConfig,
+                       torch: Any) -> tuple[Any, np.ndarray]:
+    """The teacher's sentence embeddings of the transfer rows in a fixed PCA of the teacher's
+    space (fitted on the real texts, not the perturbed copies), and that PCA's components."""
+    if prepared.teacher_emb is None:
+        raise ValueError("method 'embedding' needs a teacher with sentence embeddings; "
+                         "use a teacher with an embedding member (e.g. teacher='default')")
+    components = _pca(prepared.teacher_emb[~prepared.perturbed], config.embedding_dim)
+    targets = torch.from_numpy(np.ascontiguousarray(prepared.teacher_emb[rows] @ components.T))
+    return targets, components
+
+
+def _optimisers(net: Any, config: DistillConfig, n_rows: int,
+                torch: Any) -> tuple[list[Any], list[Any]]:
+    """SparseAdam for the embedding table, Adam at a fifth of the rate for the rest, and the
+    learning-rate schedules (fastText's linear fall to zero, or none)."""
+    sparse_opt = torch.optim.SparseAdam(list(net.embedding.parameters()), lr=config.lr)
+    dense_params = [p for name, p in net.named_parameters() if not name.startswith("embedding")]
+    dense_opt = torch.optim.Adam(dense_params, lr=config.lr * 0.2)
+    schedules = []
+    if config.lr_schedule == "linear":
+        total_steps = max(1, config.epochs * ((n_rows + config.batch_size - 1)
+                                              // config.batch_size))
+        schedules = [torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: max(0.0, 1.0 - step / total_steps)) for opt in (sparse_opt, dense_opt)]
+    return [sparse_opt, dense_opt], schedules
+
+
+def _log_epoch(record: dict[str, Any], epochs: int) -> None:
+    logger.info("epoch %d/%d loss %.4f val macro-F1 %.4f accuracy %.4f grad norms %s",
+                record["epoch"], epochs, record["loss"], record["val_macro_f1"],
+                record["val_accuracy"],
+                ", ".join(f"{k} {v:.3g}" for k, v in record["grad_norm"].items()))
 
 
 def _to_numpy(net: Any, featurizer: HashingFeaturizer, labels: list[str], config: DistillConfig,

@@ -155,7 +155,7 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
       simtools distill --data tweeteval/irony --out irony --unlabelled tweeteval \\
           --max-unlabelled 20000
     """
-    from simtools.data import load_labelled, load_unlabelled
+    from simtools.data import load_labelled
     from simtools.distill.config import DistillConfig
     from simtools.distill.report import best_result, plot_sweep, sweep_row, sweep_rows
     from simtools.distill.trainer import sweep
@@ -191,13 +191,8 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
     _setup_logging(quiet or as_json)
     check_out(out, kind="model", force=force)  # before hours of training, not after
     data = load_labelled(data_path, encoding=encoding)
-    extra = None
-    if unlabelled:
-        extra = load_unlabelled(list(unlabelled), exclude=data, limit=max_unlabelled, seed=seed,
-                                encoding=encoding)
-        if not quiet and not as_json:
-            click.echo(f"unlabelled texts: {len(extra):,} (from {', '.join(unlabelled)})",
-                       err=True)
+    extra = _unlabelled(unlabelled, data, max_unlabelled, seed, encoding,
+                        quiet=quiet or as_json)
     results = sweep(data, base, methods=method_sets, temperatures=temps, alphas=alphas,
                     unlabelled=extra, progress=_bar)
     best = best_result(results)
@@ -217,19 +212,38 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
                    "plot": str(plot_file) if plot_file else None})
         return
     if len(results) > 1:
-        click.echo(f"{'methods':<28} {'T':>6} {'alpha':>6} {'val F1':>7} {'val acc':>7} {'kNN@10':>7}")
-        for row in rows:
-            recall = row["val_knn_recall_at_10"]
-            click.echo(f"{row['methods']:<28} {row['temperature']:>6g} {row['alpha']:>6g} "
-                       f"{row['val_macro_f1']:>7.4f} {row['val_accuracy']:>7.4f} "
-                       f"{'-' if recall is None else format(recall, '.3f'):>7}")
-        click.echo(f"plot: {plot_file}")
+        _print_sweep(rows, plot_file)
     s = best.summary
     teacher_f1 = s.get("teacher", {}).get("val_macro_f1")
     click.echo(f"saved student ({','.join(s['methods'])}, T {s['temperature']:g}, alpha "
                f"{s['alpha']:g}) to {out}: val macro-F1 {s['val_macro_f1']:.4f}, accuracy "
                f"{s['val_accuracy']:.4f}"
                + (f" (teacher {teacher_f1:.4f})" if teacher_f1 else ""))
+
+
+def _unlabelled(sources: tuple[str, ...], data: Any, limit: int | None, seed: int,
+                encoding: str | None, *, quiet: bool) -> list[str] | None:
+    """The --unlabelled texts (minus those of --data), or None without --unlabelled."""
+    from simtools.data import load_unlabelled
+
+    if not sources:
+        return None
+    extra = load_unlabelled(list(sources), exclude=data, limit=limit, seed=seed,
+                            encoding=encoding)
+    if not quiet:
+        click.echo(f"unlabelled texts: {len(extra):,} (from {', '.join(sources)})", err=True)
+    return extra
+
+
+def _print_sweep(rows: list[dict[str, Any]], plot_file: Path | None) -> None:
+    """The sweep's table: one line per setting."""
+    click.echo(f"{'methods':<28} {'T':>6} {'alpha':>6} {'val F1':>7} {'val acc':>7} {'kNN@10':>7}")
+    for row in rows:
+        recall = row["val_knn_recall_at_10"]
+        click.echo(f"{row['methods']:<28} {row['temperature']:>6g} {row['alpha']:>6g} "
+                   f"{row['val_macro_f1']:>7.4f} {row['val_accuracy']:>7.4f} "
+                   f"{'-' if recall is None else format(recall, '.3f'):>7}")
+    click.echo(f"plot: {plot_file}")
 
 
 @click.command("evaluate")

@@ -133,16 +133,7 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
 
     started = time.perf_counter()
     encoder = pick_encoder(encoder, metric)
-    hybrid = encoder == "hybrid" or encoder.startswith("hybrid:")
-    dense = encoder.partition(":")[2] or "student"
-    if hybrid:
-        if dense not in ("student", "minilm"):
-            raise click.UsageError(f"--encoder {encoder}: the dense half must be student or "
-                                   "minilm, e.g. --encoder hybrid:minilm")
-        if metric is not None or backend != "exact":
-            raise click.UsageError("--encoder hybrid fixes its metrics (BM25 inner product, "
-                                   "cosine for the dense half) and searches exactly; leave "
-                                   "--metric and --backend out")
+    hybrid, dense = _hybrid_settings(encoder, metric, backend)
     vectoriser = make_encoder("bm25" if hybrid else encoder)  # a wrong name fails now
     metric = resolve_metric(vectoriser, metric)
     if backend != "exact" and vectoriser.sparse:
@@ -194,6 +185,21 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
     else:
         click.echo(f"indexed {len(index)} documents into {out} ({encoder}, {metric}, "
                    f"dim {dim}) in {seconds:.1f} s", err=True)
+
+
+def _hybrid_settings(encoder: str, metric: str | None, backend: str) -> tuple[bool, str]:
+    """Whether ``--encoder`` asks for hybrid ranking, and its dense half (checked)."""
+    hybrid = encoder == "hybrid" or encoder.startswith("hybrid:")
+    dense = encoder.partition(":")[2] or "student"
+    if hybrid:
+        if dense not in ("student", "minilm"):
+            raise click.UsageError(f"--encoder {encoder}: the dense half must be student or "
+                                   "minilm, e.g. --encoder hybrid:minilm")
+        if metric is not None or backend != "exact":
+            raise click.UsageError("--encoder hybrid fixes its metrics (BM25 inner product, "
+                                   "cosine for the dense half) and searches exactly; leave "
+                                   "--metric and --backend out")
+    return hybrid, dense
 
 
 def _where(document: Document) -> str:

@@ -159,3 +159,15 @@ def test_index_classifier_needs_labels_or_titles():
     index.add_vectors(np.eye(2))
     with pytest.raises(ValueError, match="neither a label nor a title to vote with"):
         index_classifier(index)
+
+
+def test_classifying_with_a_bm25_index_weights_the_texts_as_queries():
+    texts = ["football goal match cup", "tennis racket net court", "bank shares profit market",
+             "goal final football", "racket tennis serve", "shares bank rates"]
+    labels = ["sport", "sport", "money", "sport", "sport", "money"]
+    clf = KNNClassifier("bm25", k=1, metric="inner_product").fit(texts, labels)
+    query = ["a late goal in the cup final"]
+    scores, positions = clf._neighbours(query, 1)
+    best = clf.index_.search(query, k=1)[0][0]
+    assert clf.index_.ids[positions[0, 0]] == best.id
+    assert scores[0, 0] == pytest.approx(best.score)  # the BM25 score, as search reports it

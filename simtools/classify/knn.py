@@ -72,7 +72,9 @@ class _IndexClassifier(ClassifierMixin, BaseEstimator):
         # Texts may come as a list, a numpy array or a pandas Series (sklearn's model selection
         # passes whatever the user gave fit); numeric or sparse input is taken as vectors.
         is_text = isinstance(X, str) or (not is_sparse(X) and np.asarray(X).dtype.kind in "OUS")
-        vectors = index.encode(X if isinstance(X, str) else list(X)) if is_text else X
+        # Texts to classify are queries (BM25 weights queries unlike documents).
+        vectors = (index.encode(X if isinstance(X, str) else list(X), what="query") if is_text
+                   else X)
         return index.search_vectors(vectors, k)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -90,7 +92,7 @@ class _IndexClassifier(ClassifierMixin, BaseEstimator):
         as by :meth:`predict_proba`.
         """
         check_is_fitted(self, "index_", msg="This %(name)s is not fitted yet; call fit(X, y) first.")
-        vectors, known = encode_known(self.index_, texts)
+        vectors, known = encode_known(self.index_, texts, what="query")
         proba = np.zeros((len(known), len(self.classes_)), dtype=np.float32)
         if vectors is not None:
             proba[known] = self.predict_proba(vectors)

@@ -176,7 +176,11 @@ def _stop_at_closed_pipe() -> NoReturn:
 
 
 def progress(iterable: Iterable[Any], *, length: int | None = None, label: str = "") -> Iterator[Any]:
-    """A progress bar on stderr (hidden when stderr is not a terminal)."""
+    """A progress bar on stderr; nothing when stderr is not a terminal (click would print the
+    label there once per bar, doubling the log lines beside it)."""
+    if not sys.stderr.isatty():
+        yield from iterable
+        return
     with click.progressbar(iterable, length=length, label=label, file=sys.stderr,
                            show_pos=True, show_eta=True) as bar:
         yield from bar

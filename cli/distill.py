@@ -75,12 +75,22 @@ def _check_teacher(spec: str, method_sets: list[tuple[Any, ...]], seed: int, *,
                 "to the --teacher spec") from None
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines to whatever ``sys.stderr`` is when they are written (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.setStream(sys.stderr)
+        super().emit(record)
+
+
 def _setup_logging(quiet: bool) -> None:
     logger = logging.getLogger("simtools")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
@@ -156,7 +166,7 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
           --max-unlabelled 20000
     """
     from simtools.data import load_labelled
-    from simtools.distill.config import DistillConfig
+    from simtools.distill.config import DistillConfig, describe_setting
     from simtools.distill.report import best_result, plot_sweep, sweep_row, sweep_rows
     from simtools.distill.trainer import sweep
 
@@ -215,8 +225,8 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
         _print_sweep(rows, plot_file)
     s = best.summary
     teacher_f1 = s.get("teacher", {}).get("val_macro_f1")
-    click.echo(f"saved student ({','.join(s['methods'])}, T {s['temperature']:g}, alpha "
-               f"{s['alpha']:g}) to {out}: val macro-F1 {s['val_macro_f1']:.4f}, accuracy "
+    setting = describe_setting(s["methods"], s["temperature"], s["alpha"])
+    click.echo(f"saved student ({setting}) to {out}: val macro-F1 {s['val_macro_f1']:.4f}, accuracy "
                f"{s['val_accuracy']:.4f}"
                + (f" (teacher {teacher_f1:.4f})" if teacher_f1 else ""))
 
@@ -240,7 +250,9 @@ def _print_sweep(rows: list[dict[str, Any]], plot_file: Path | None) -> None:
     click.echo(f"{'methods':<28} {'T':>6} {'alpha':>6} {'val F1':>7} {'val acc':>7} {'kNN@10':>7}")
     for row in rows:
         recall = row["val_knn_recall_at_10"]
-        click.echo(f"{row['methods']:<28} {row['temperature']:>6g} {row['alpha']:>6g} "
+        soft = "soft" in row["methods"].split(",")  # T and alpha apply to soft targets only
+        t, a = (f"{row['temperature']:g}", f"{row['alpha']:g}") if soft else ("-", "-")
+        click.echo(f"{row['methods']:<28} {t:>6} {a:>6} "
                    f"{row['val_macro_f1']:>7.4f} {row['val_accuracy']:>7.4f} "
                    f"{'-' if recall is None else format(recall, '.3f'):>7}")
     click.echo(f"plot: {plot_file}")
@@ -251,7 +263,11 @@ def _print_sweep(rows: list[dict[str, Any]], plot_file: Path | None) -> None:
               help="A student model folder (default: the bundled BBC News model).")
 @click.option("--data", "data_path", required=True,
               help="Labelled data (same forms as `simtools distill --data`).")
-@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--split", type=click.Choice(["val", "test", "all"]), default="val", show_default=True,
+              help="The texts scored. val: the held-out part (a TweetEval task's val split; "
+                   "for a table or class folders, the 10% of each label that `distill` held "
+                   "out); test: a TweetEval task's test split; all: every row of the data, "
+                   "for a labelled file the model was not trained on.")
 @click.option("--f1-of", "f1_of", default=None, metavar="LABEL[,LABEL...]",
               help="Also report the mean F1 of these labels, e.g. 'irony' (TweetEval irony's "
                    "official score) or 'favor,against' (stance's).")
@@ -268,6 +284,7 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
       simtools evaluate --model simtools/models/bbc-news --data bbc-news
       simtools evaluate --model emo --data tweeteval/emotion --json
       simtools evaluate --model irony --data tweeteval/irony --split test --f1-of irony
+      simtools evaluate --data held-out.csv --split all
     """
     from simtools.data import load_labelled
     from simtools.errors import InputError

@@ -82,12 +82,17 @@ class LabelledData:
     source: str = ""
 
     def split(self, name: str) -> Split:
-        """The split called ``name`` ("train", "val" or "test")."""
+        """The split called ``name``: "train", "val", "test", or "all" (every text of the
+        source: train, then val, then test, so a labelled file is scored row by row)."""
+        if name == "all":
+            parts = [p for p in (self.train, self.val, self.test) if p is not None]
+            return Split([t for p in parts for t in p.texts], [y for p in parts for y in p.labels])
         if name not in ("train", "val", "test"):
-            raise InputError(f"unknown split {name!r}; valid values are 'train', 'val', 'test'")
+            raise InputError(f"unknown split {name!r}; valid values are 'train', 'val', 'test', 'all'")
         found = getattr(self, name)
         if found is None:
-            raise InputError(f"{self.source} has no {name} split; use split='val'")
+            raise InputError(f"{self.source} has no {name} split (a table or class folders are "
+                             "split into train and val only); use split='all' to take every text")
         return found
 
 

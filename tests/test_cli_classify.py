@@ -106,3 +106,7 @@ def test_evaluate_on_an_empty_hold_out_is_an_error(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "accuracy" not in result.stdout
     assert "the val split of" in result.stderr and "holds no texts" in result.stderr
+    # --split all scores every row of the file: here both
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--split", "all", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == 2

@@ -264,3 +264,17 @@ def test_distill_and_evaluate_read_the_encoding_they_are_given(env: Path) -> Non
     strict = CliRunner().invoke(main, ["evaluate", "--model", str(out), "--data", str(data),
                                        "--encoding", "utf-8"])
     assert strict.exit_code == 1 and "is not utf-8 text" in strict.output.lower()
+
+
+def test_the_hard_label_summary_names_no_temperature_and_logs_each_epoch_once(env: Path) -> None:
+    train = _write_csv(env / "train.csv")
+    result = _distill(train, env / "model", "--method", "none", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "saved student (none) to" in result.stdout and "alpha" not in result.stdout
+    assert "training student: methods none\n" in result.stderr
+    # stderr is not a terminal here: no progress-bar label beside each epoch's log line
+    assert [line for line in result.stderr.splitlines() if line.startswith("epoch 1/2")] == [
+        line for line in result.stderr.splitlines() if "epoch 1/2 loss" in line]
+    assert len([line for line in result.stderr.splitlines() if "epoch 1/2" in line]) == 1
+    soft = _distill(train, env / "soft", "--method", "soft", "--quiet", *SMALL)
+    assert soft.exit_code == 0 and "(soft, T 4, alpha 0.5)" in soft.stdout

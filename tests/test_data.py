@@ -64,8 +64,11 @@ def test_tweeteval_without_val_gets_a_stratified_holdout(tmp_path):
     assert len(data.train) + len(data.val) == 20 and len(data.val) == 2
     assert sorted(data.val.labels) == ["negative", "positive"]
     assert data.test is None
-    with pytest.raises(ValueError, match="has no test split"):
+    with pytest.raises(ValueError, match="has no test split.*split='all'"):
         data.split("test")
+    every = data.split("all")  # every row: train, then val
+    assert every.texts == data.train.texts + data.val.texts
+    assert every.labels == data.train.labels + data.val.labels and len(every) == 20
 
 
 def test_pooled_folder_of_tweeteval_folders(tmp_path):

@@ -81,6 +81,33 @@ def test_sparse_product_and_gather_sum_alike(rng: np.random.Generator, monkeypat
     np.testing.assert_allclose(model.embed(texts), model_embed, rtol=1e-5, atol=1e-5)
 
 
+# texts with no features at all ("!!!", "😂😂😂" under a small featurizer) and texts of unknown
+# scripts, put before and after the text under test
+_NEIGHBOURS = ["!!!", "😂😂😂", "é", "안녕하세요", " ", "another text entirely"]
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+@pytest.mark.parametrize("proj", [False, True])
+@pytest.mark.parametrize("gather", [True, False])
+def test_a_prediction_does_not_depend_on_the_other_texts_in_the_batch(
+        rng: np.random.Generator, monkeypatch, quantize, proj, gather) -> None:
+    from simtools.student import model as module
+
+    if not gather:  # the sparse-product path
+        monkeypatch.setattr(module, "_GATHER_MAX_FLOATS", 0)
+        monkeypatch.setattr(module, "_GATHER_MAX_WIDTH", 0)
+    model = _model(rng, quantize=quantize, proj=proj)
+    for text in ["I am so happy today", *TEXTS]:
+        alone = model.predict_proba_known([text])[0][0]
+        batches = [[text, *_NEIGHBOURS], [*_NEIGHBOURS, text],
+                   [_NEIGHBOURS[0], text, *_NEIGHBOURS[1:]], [text, "!!!"], [text, " ", " "]]
+        for batch in batches:
+            proba = model.predict_proba_known(batch)[0][batch.index(text)]
+            np.testing.assert_array_equal(proba, alone, err_msg=f"{text!r} in {batch}")
+        if model.embedding_dim:
+            np.testing.assert_array_equal(model.embed([text, "!!!"])[0], model.embed([text])[0])
+
+
 def test_int8_close_to_float(rng: np.random.Generator) -> None:
     table = rng.normal(size=(256, 16)).astype(np.float32)
     q, scale = quantize_rows(table)
@@ -340,3 +367,36 @@ def test_a_student_encoder_keeps_the_student_in_its_one_model_format(tmp_path) -
     old.mkdir()
     Encoder.save_into(encoder, old)
     np.testing.assert_array_equal(load_encoder(old).encode(TEXTS), encoder.encode(TEXTS))
+
+
+# -- letters in compatibility forms ---------------------------------------------------------------
+@pytest.mark.parametrize("fancy, plain", [
+    ("ｓｈａｒｅｓ ｆｅｌｌ", "shares fell"),           # full-width
+    ("ˢᴴᴬᴿᴱˢ ᶠᴱᴸᴸ today", "SHARES FELL today"),       # modifier letters
+    ("𝓼𝓱𝓪𝓻𝓮𝓼 fell", "shares fell"),                  # mathematical script
+    ("ﬁnal score ²", "final score 2"),                  # a ligature and a superscript digit
+])
+def test_compatibility_letters_featurise_as_their_plain_form(fancy, plain) -> None:
+    featurizer = HashingFeaturizer(buckets=1 << 12)
+    for batch in ([fancy], ["a", fancy, "ｘ"], [fancy, "İstanbul"]):
+        got = featurizer.transform(batch)
+        want = featurizer.transform([plain if t == fancy else t for t in batch])
+        for ids, starts, ids2, starts2 in zip(got.ids, got.starts, want.ids, want.starts, strict=True):
+            np.testing.assert_array_equal(ids, ids2)
+            np.testing.assert_array_equal(starts, starts2)
+
+
+def test_punctuation_in_compatibility_form_is_left_alone() -> None:
+    featurizer = HashingFeaturizer(buckets=1 << 12)
+    dots, ellipsis = featurizer.transform(["wait..."]), featurizer.transform(["wait…"])
+    assert not np.array_equal(dots.ids[0], ellipsis.ids[0])
+
+
+def test_english_in_modifier_letters_is_not_an_unknown_script(rng: np.random.Generator) -> None:
+    from simtools.student.featurizer import script_pages
+
+    model = _model(rng)
+    model.config["known_pages"] = script_pages(["plain english text only"])
+    proba, known = model.predict_proba_known(["ˢᴵᴺᶜᴱ ᴱᵛᴱᴿᵞᵀᴴᴵᴺᴳ", "안녕하세요"])
+    assert known.tolist() == [True, False]
+    assert script_pages(["ˢᴵᴺᶜᴱ"]) == [0]  # training on them records Latin, not their page

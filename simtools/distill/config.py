@@ -13,7 +13,8 @@ from typing import Any
 
 from .._validation import check_int
 
-__all__ = ["DEFAULT_METHODS", "LR_SCHEDULES", "DistillConfig", "Method", "parse_methods"]
+__all__ = ["DEFAULT_METHODS", "LR_SCHEDULES", "DistillConfig", "Method", "describe_setting",
+           "parse_methods"]
 
 
 class Method(str, Enum):
@@ -54,6 +55,14 @@ def parse_methods(value: str | Method | Iterable[str | Method]) -> tuple[Method,
         raise ValueError(f"method 'none' (the hard-label baseline) cannot be combined with "
                          f"{', '.join(sorted(m.value for m in found - {Method.NONE}))}; use it alone")
     return tuple(m for m in Method if m in found)
+
+
+def describe_setting(methods: Iterable[str | Method], temperature: float, alpha: float) -> str:
+    """``"soft,embedding, T 4, alpha 0.5"``; T and alpha only where a method uses them (soft)."""
+    names = [str(m.value if isinstance(m, Method) else m) for m in methods]
+    if Method.SOFT.value in names:
+        return f"{','.join(names)}, T {temperature:g}, alpha {alpha:g}"
+    return ",".join(names)
 
 
 @dataclass
@@ -117,6 +126,11 @@ class DistillConfig:
     @property
     def method_string(self) -> str:
         return ",".join(m.value for m in self.methods)
+
+    @property
+    def description(self) -> str:
+        """The methods, with T and alpha where they apply: see :func:`describe_setting`."""
+        return describe_setting(self.methods, self.temperature, self.alpha)
 
     def uses(self, method: Method) -> bool:
         return method in self.methods

@@ -434,7 +434,6 @@ def sweep(data: Any, base: DistillConfig, *, methods: Sequence[Any] | None = Non
     prepared = prepare(data, configs, teacher=teacher, unlabelled=unlabelled)
     results = []
     for config in configs:
-        logger.info("training student: methods %s, T %g, alpha %g", config.method_string,
-                    config.temperature, config.alpha)
+        logger.info("training student: methods %s", config.description)
         results.append(train_student(prepared, config, progress=progress))
     return results

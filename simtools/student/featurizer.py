@@ -17,7 +17,9 @@ Unicode code points; every feature of every text is then computed with whole-arr
 - every hash is salted by its kind, mixed and mapped to one of ``buckets`` (a power of two) by
   multiply-shift: ``(h * A) >> (64 - log2(buckets))``.
 
-Nothing is ever unknown: any text with at least one token has features.
+Nothing is ever unknown: any text with at least one token has features. Letters and digits in
+compatibility forms ('ˢᴵᴺᶜᴱ', full-width, mathematical bold) are first mapped to their NFKC
+form (:mod:`simtools.student.compat`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from . import compat
 
 __all__ = ["N_PAGES", "Features", "HashingFeaturizer", "page_mask", "script_pages"]
 
@@ -155,11 +159,35 @@ _POWERS = _Powers()
 N_PAGES = 0x1100
 
 
+def _joined(texts: Sequence[str], lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(cps, text_starts)``: the lower-cased code points of the texts joined by a space (and
+    one leading), so that no token or n-gram crosses from one text to the next and every word
+    has a boundary on both sides; text ``i`` starts at ``text_starts[i]``."""
+    n = len(texts)
+    text_starts = np.ones(n + 1, dtype=np.int64)
+    np.cumsum(lengths + 1, out=text_starts[1:])
+    text_starts[1:] += 1
+    cps = np.frombuffer((" " + " ".join(texts).lower()).encode("utf-32-le", "surrogatepass"),
+                        dtype=np.uint32)
+    if len(cps) != text_starts[-1] - 1:
+        # lower() changed the length of some text (e.g. 'İ' -> 'i̇'): lower each text alone.
+        lowered = [t.lower() for t in texts]
+        lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=n)
+        np.cumsum(lengths + 1, out=text_starts[1:])
+        text_starts[1:] += 1
+        cps = np.frombuffer((" " + " ".join(lowered)).encode("utf-32-le", "surrogatepass"),
+                            dtype=np.uint32)
+    return cps, text_starts
+
+
 def script_pages(texts: Sequence[str], *, min_share: float = 1e-4) -> list[int]:
     """The 256-code-point pages that hold at least ``min_share`` of the letters and digits of
     ``texts``: a cheap record of the scripts a model was trained on (Latin, Hangul, ...)."""
     cps = np.frombuffer(" ".join(texts).lower().encode("utf-32-le", "surrogatepass"),
                         dtype=np.uint32)
+    if compat.find(cps, np.zeros(1, np.int64)):  # as transform() sees them
+        joined = compat.rewrite(" ".join(texts)).lower()
+        cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     pages = cps[char_classes(cps) == WORD] >> 8
     counts = np.bincount(pages, minlength=N_PAGES)
     return [int(p) for p in np.flatnonzero(counts >= max(1, min_share * len(pages)))]
@@ -232,20 +260,14 @@ class HashingFeaturizer:
         if n and int(lengths.max()) > self.max_chars:
             texts = [t[: self.max_chars] for t in texts]
             np.minimum(lengths, self.max_chars, out=lengths)
-        # Texts are joined by a space (and one leads) so that no token or n-gram crosses from
-        # one text to the next and every word has a boundary on both sides.
-        text_starts = np.ones(n + 1, dtype=np.int64)
-        np.cumsum(lengths + 1, out=text_starts[1:])
-        text_starts[1:] += 1
-        joined = " " + " ".join(texts).lower()
-        cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        if len(cps) != text_starts[-1] - 1:
-            # lower() changed the length of some text (e.g. 'İ' -> 'i̇'): lower each text alone.
-            joined = " " + " ".join(t.lower() for t in texts)
-            lengths = np.fromiter((len(t.lower()) for t in texts), dtype=np.int64, count=n)
-            np.cumsum(lengths + 1, out=text_starts[1:])
-            text_starts[1:] += 1
-            cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        cps, text_starts = _joined(texts, lengths)
+        rewritten = compat.find(cps, text_starts)
+        if rewritten:  # 'ˢᴵᴺᶜᴱ' -> 'SINCE', before lower-casing
+            texts = list(texts)
+            for i in rewritten:
+                texts[i] = compat.rewrite(texts[i])[: self.max_chars]
+            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+            cps, text_starts = _joined(texts, lengths)
         # one trailing separator, so every token ends before the end of the array
         cps = np.concatenate([cps, np.zeros(1, dtype=np.uint32)])
         classes = char_classes(cps)

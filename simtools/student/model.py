@@ -142,9 +142,12 @@ class StudentClassifier:
         for ids, starts in zip(feats.ids, feats.starts, strict=True):
             if len(ids) == 0:
                 continue
-            rows = table.take(ids, axis=0)
-            begin = np.minimum(starts[:-1], len(ids) - 1)
-            sums = np.add.reduceat(rows, begin, axis=0)
+            # A zero row after the last feature keeps every segment start a valid index, so a
+            # text followed by empty texts keeps its last feature (clamping the starts did not)
+            rows = np.empty((len(ids) + 1, width), dtype=table.dtype)
+            table.take(ids, axis=0, out=rows[:-1])
+            rows[-1] = 0.0
+            sums = np.add.reduceat(rows, starts[:-1], axis=0)
             # reduceat returns rows[start] for empty segments: zero them
             sums[starts[:-1] == starts[1:]] = 0.0
             total += sums

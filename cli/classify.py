@@ -34,14 +34,17 @@ class _Classifier:
 def _load(model_dir: str | None, index_dir: str | None, options: dict[str, Any]) -> _Classifier:
     if index_dir is None:
         # The student runtime is numpy-only: no scikit-learn, scipy or torch on this path.
-        from simtools.student import StudentClassifier, default_model_path
+        from simtools.student.groups import GroupedStudents, load_model
 
-        model = StudentClassifier.load(model_dir or default_model_path())
+        model: Any = load_model(model_dir)
+        if isinstance(model, GroupedStudents) or options["target"] is not None:
+            model = _one_target(model, options["target"])
+        check = not options["allow_unknown"]
+        predict = lambda texts: model.predict_proba_known(texts, check_scripts=check)  # noqa: E731
         if options["allow_unknown"]:
-            return _Classifier(lambda texts: model.predict_proba_known(texts, check_scripts=False),
-                               list(model.labels), "no word or symbol the model can read",
+            return _Classifier(predict, list(model.labels), "no word or symbol the model can read",
                                "remove such lines or give them some words")
-        return _Classifier(model.predict_proba_known, list(model.labels),
+        return _Classifier(predict, list(model.labels),
                            "no letter or digit in the scripts the model was trained on",
                            "use a model trained on that language, or --allow-unknown")
     from simtools.classify.knn import index_classifier
@@ -54,6 +57,19 @@ def _load(model_dir: str | None, index_dir: str | None, options: dict[str, Any])
     return _Classifier(clf.predict_proba_known, [str(c) for c in clf.classes_],
                        "no token this index's encoder knows",
                        "use an index built with --encoder char or --encoder student")
+
+
+def _one_target(model: Any, target: str | None) -> Any:
+    """The student of ``--target`` in a model of one student per target."""
+    from simtools.student.groups import GroupedStudents
+
+    if not isinstance(model, GroupedStudents):
+        raise click.UsageError("--target is for a model of one student per target; this model "
+                               "is one student for all texts: leave --target out")
+    if target is None:
+        raise click.UsageError(f"this model holds one student per target "
+                               f"({', '.join(model.groups)}); choose one with --target NAME")
+    return model.student(target)
 
 
 def _status(texts: list[str], known: np.ndarray) -> np.ndarray:
@@ -129,11 +145,14 @@ _PERMILLE = np.array([f"{i / 1000:.3f}" for i in range(1001)], dtype=object)
 @click.option("--allow-unknown", is_flag=True,
               help="With a model: classify texts with no letter or digit in the scripts the model "
               "was trained on (e.g. Hangul or emoji only for an English model) instead of failing.")
+@click.option("--target", default=None, metavar="NAME",
+              help="With a model of one student per target (`distill --data tweeteval/stance`): "
+                   "the target every text is about, e.g. abortion.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text, one per line.")
 @friendly_errors
 def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: str | None,
                      mode: str, k: int, weights: str, metric: str | None, top_k: int | None,
-                     allow_unknown: bool, as_json: bool) -> None:
+                     allow_unknown: bool, target: str | None, as_json: bool) -> None:
     """Label each TEXT ('-' reads one text per line from stdin).
 
     Without --model or --index it uses the bundled BBC News topic model (business,
@@ -158,15 +177,18 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
       simtools classify --top-k 3 --json "The striker scored twice in the cup final"
       cat tweets.txt | simtools classify - --model my-model > labels.tsv
       simtools classify "great racket skills at the net" --index wiki-index
+      simtools classify --model stance --target atheism "Faith gives my life meaning"
     """
     if model_dir and index_dir:
         raise click.UsageError("give either --model or --index, not both")
+    if target is not None and index_dir:
+        raise click.UsageError("--target chooses the student of a model; leave it out with --index")
     if top_k is None:
         top_k = 1_000_000 if as_json else 1
     if top_k < 1:
         raise click.BadParameter(f"must be at least 1, got {top_k}", param_hint="--top-k")
     options = {"mode": mode, "k": k, "weights": weights, "metric": metric,
-               "allow_unknown": allow_unknown}
+               "allow_unknown": allow_unknown, "target": target}
     all_texts = read_texts(texts, keep_blank=True)
     clf = _load(model_dir, index_dir, options)
     batches = [all_texts[i:i + BATCH] for i in range(0, len(all_texts), BATCH)]

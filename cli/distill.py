@@ -138,6 +138,10 @@ def _bar(iterable: Any, *, length: int | None = None, label: str = "") -> Any:
 @click.option("--max-unlabelled", type=click.IntRange(min=0), default=None,
               help="Keep a random sample (seeded by --seed) of this many unlabelled texts. "
                    "Default: all.")
+@click.option("--pool-targets", is_flag=True,
+              help="With one folder per target in --data (TweetEval's stance task): train one "
+                   "student for all targets. Default: one student per target, in one model "
+                   "folder (it scored higher on the validation split: docs/distillation.md).")
 @click.option("--no-quantize", is_flag=True, help="Keep the embedding table float32 (not int8).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
@@ -150,7 +154,7 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
                     alpha: str, epochs: int, dim: int, buckets: int, embedding_dim: int,
                     teacher: str, lr: float, lr_schedule: str | None, augment_copies: int,
                     unlabelled: tuple[str, ...], max_unlabelled: int | None,
-                    no_quantize: bool, seed: int, plot_path: str | None, quiet: bool,
+                    pool_targets: bool, no_quantize: bool, seed: int, plot_path: str | None, quiet: bool,
                     encoding: str | None, as_json: bool) -> None:
     """Train a small, fast student from a teacher ensemble and save it to OUT.
 
@@ -164,11 +168,11 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
       simtools distill --data news.csv --out m --method none --method soft,embedding
       simtools distill --data tweeteval/irony --out irony --unlabelled tweeteval \\
           --max-unlabelled 20000
+      simtools distill --data tweeteval/stance --out stance   # a student per target
     """
     from simtools.data import load_labelled
     from simtools.distill.config import DistillConfig, describe_setting
     from simtools.distill.report import best_result, plot_sweep, sweep_row, sweep_rows
-    from simtools.distill.trainer import sweep
 
     # Every option is checked here, before the data is read or a teacher is fitted.
     temps, alphas = _floats(temperature, "--temperature"), _floats(alpha, "--alpha")
@@ -203,8 +207,7 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
     data = load_labelled(data_path, encoding=encoding)
     extra = _unlabelled(unlabelled, data, max_unlabelled, seed, encoding,
                         quiet=quiet or as_json)
-    results = sweep(data, base, methods=method_sets, temperatures=temps, alphas=alphas,
-                    unlabelled=extra, progress=_bar)
+    results = _train(data, base, method_sets, temps, alphas, extra, pool_targets)
     best = best_result(results)
     best.student.config["data"] = {"source": data_path, "train_n": len(data.train),
                                    "val_n": len(data.val),
@@ -231,6 +234,17 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
                + (f" (teacher {teacher_f1:.4f})" if teacher_f1 else ""))
 
 
+def _train(data: Any, base: Any, method_sets: list[Any], temps: list[float], alphas: list[float],
+           extra: list[str] | None, pool_targets: bool) -> list[Any]:
+    """The sweep: one student per setting, or one per setting and target."""
+    from simtools.distill.groups import sweep_by_group
+    from simtools.distill.trainer import sweep
+
+    train = sweep if pool_targets or not data.groups else sweep_by_group
+    return train(data, base, methods=method_sets, temperatures=temps, alphas=alphas,
+                 unlabelled=extra, progress=_bar)
+
+
 def _unlabelled(sources: tuple[str, ...], data: Any, limit: int | None, seed: int,
                 encoding: str | None, *, quiet: bool) -> list[str] | None:
     """The --unlabelled texts (minus those of --data), or None without --unlabelled."""
@@ -243,6 +257,23 @@ def _unlabelled(sources: tuple[str, ...], data: Any, limit: int | None, seed: in
     if not quiet:
         click.echo(f"unlabelled texts: {len(extra):,} (from {', '.join(sources)})", err=True)
     return extra
+
+
+def target_of_texts(model: Any, target: str | None, groups: list[str] | None) -> Any:
+    """What a model of one student per target needs: ``--target``, else each text's group."""
+    from simtools.student.groups import GroupedStudents
+
+    if not isinstance(model, GroupedStudents):
+        if target is not None:
+            raise click.UsageError("--target is for a model of one student per target; this "
+                                   "model is one student for all texts: leave --target out")
+        return None
+    if target is not None:
+        return target
+    if groups is None:
+        raise click.UsageError(f"this model holds one student per target "
+                               f"({', '.join(model.groups)}); give --target NAME")
+    return groups
 
 
 def _print_sweep(rows: list[dict[str, Any]], plot_file: Path | None) -> None:
@@ -271,12 +302,14 @@ def _print_sweep(rows: list[dict[str, Any]], plot_file: Path | None) -> None:
 @click.option("--f1-of", "f1_of", default=None, metavar="LABEL[,LABEL...]",
               help="Also report the mean F1 of these labels, e.g. 'irony' (TweetEval irony's "
                    "official score) or 'favor,against' (stance's).")
+@click.option("--target", default=None, metavar="NAME",
+              help="With a model of one student per target: the target of every text "
+                   "[default: each text's folder, for --data with one folder per target].")
 @encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object.")
 @friendly_errors
 def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: str | None,
-                     encoding: str | None,
-                     as_json: bool) -> None:
+                     target: str | None, encoding: str | None, as_json: bool) -> None:
     """Accuracy, macro-F1 and the confusion matrix of a model on labelled data.
 
     \b
@@ -285,13 +318,14 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
       simtools evaluate --model emo --data tweeteval/emotion --json
       simtools evaluate --model irony --data tweeteval/irony --split test --f1-of irony
       simtools evaluate --data held-out.csv --split all
+      simtools evaluate --model stance --data tweeteval/stance --f1-of favor,against
     """
     from simtools.data import load_labelled
     from simtools.errors import InputError
     from simtools.evaluation import evaluate_classifier
-    from simtools.student import StudentClassifier
+    from simtools.student.groups import load_model
 
-    model = StudentClassifier.load(model_path)
+    model = load_model(model_path)
     part = load_labelled(data_path, encoding=encoding).split(split)
     if len(part) == 0:
         # A score of nothing would read as accuracy 0.0000 and pass in a script.
@@ -301,7 +335,8 @@ def evaluate_command(model_path: str | None, data_path: str, split: str, f1_of: 
             "give more labelled texts, or choose another --split")
     chosen = None if f1_of is None else [n.strip() for n in f1_of.split(",") if n.strip()]
     try:
-        scores = evaluate_classifier(model, part.texts, part.labels, f1_of=chosen)
+        scores = evaluate_classifier(model, part.texts, part.labels, f1_of=chosen,
+                                     groups=target_of_texts(model, target, part.groups))
     except InputError as e:
         if chosen is not None and "f1_of" in str(e):
             raise click.UsageError(f"--f1-of takes labels of the model, comma-separated; {e}") from None

@@ -57,14 +57,24 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
 
 @dataclass
 class Split:
-    """Parallel lists of texts and their label names."""
+    """Parallel lists of texts and their label names, and of their groups where the data has
+    them (the target of each tweet of TweetEval's stance task: "abortion", "atheism", ...)."""
 
     texts: list[str]
     labels: list[str]
+    groups: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise InputError(f"{len(self.texts)} texts but {len(self.labels)} labels; they must pair up")
+        if self.groups is not None and len(self.groups) != len(self.texts):
+            raise InputError(f"{len(self.texts)} texts but {len(self.groups)} groups; they must pair up")
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> Split:
+        """The rows ``rows`` (indices), in that order."""
+        rows = [int(i) for i in rows]
+        groups = None if self.groups is None else [self.groups[i] for i in rows]
+        return Split([self.texts[i] for i in rows], [self.labels[i] for i in rows], groups)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -85,8 +95,9 @@ class LabelledData:
         """The split called ``name``: "train", "val", "test", or "all" (every text of the
         source: train, then val, then test, so a labelled file is scored row by row)."""
         if name == "all":
-            parts = [p for p in (self.train, self.val, self.test) if p is not None]
-            return Split([t for p in parts for t in p.texts], [y for p in parts for y in p.labels])
+            every = _concat([self.train, self.val, self.test])
+            assert every is not None  # train is always there
+            return every
         if name not in ("train", "val", "test"):
             raise InputError(f"unknown split {name!r}; valid values are 'train', 'val', 'test', 'all'")
         found = getattr(self, name)
@@ -94,6 +105,27 @@ class LabelledData:
             raise InputError(f"{self.source} has no {name} split (a table or class folders are "
                              "split into train and val only); use split='all' to take every text")
         return found
+
+    @property
+    def groups(self) -> list[str] | None:
+        """The groups of the data, sorted (the stance task's targets), or None."""
+        return None if self.train.groups is None else sorted(set(self.train.groups))
+
+    def group(self, name: str) -> LabelledData:
+        """The texts of one group: every split restricted to it, the same label list."""
+        if self.groups is None or name not in self.groups:
+            raise InputError(f"{self.source} has no group {name!r}; its groups are "
+                             f"{', '.join(self.groups or []) or 'none'}")
+
+        def part(split: Split | None) -> Split | None:
+            if split is None or split.groups is None:
+                return split
+            return split.take([i for i, g in enumerate(split.groups) if g == name])
+
+        train, val = part(self.train), part(self.val)
+        assert train is not None and val is not None
+        return LabelledData(train, val, part(self.test), list(self.labels),
+                            f"{self.source} ({name})")
 
 
 @dataclass
@@ -193,7 +225,15 @@ def _concat(splits: list[Split | None]) -> Split | None:
     present = [s for s in splits if s is not None]
     if not present:
         return None
-    return Split([t for s in present for t in s.texts], [lab for s in present for lab in s.labels])
+    groups = None
+    if all(s.groups is not None for s in present):
+        groups = [g for s in present for g in s.groups or []]
+    return Split([t for s in present for t in s.texts], [lab for s in present for lab in s.labels],
+                 groups)
+
+
+def _grouped(split: Split | None, name: str) -> Split | None:
+    return None if split is None else Split(split.texts, split.labels, [name] * len(split))
 
 
 def _load_tweeteval(folder: Path, encoding: str | None) -> LabelledData:
@@ -201,8 +241,13 @@ def _load_tweeteval(folder: Path, encoding: str | None) -> LabelledData:
     parts = [folder] if (folder / "train_text.txt").exists() else sorted(
         sub for sub in folder.iterdir() if (sub / "train_text.txt").exists())
     mapping = _read_mapping(folder, encoding)
-    splits = {name: _concat([_read_tweeteval_split(p, name, mapping, encoding) for p in parts])
-              for name in ("train", "val", "test")}
+
+    # Pooled, each text keeps its folder's name as its group (the stance task's target).
+    def read(part: Path, name: str) -> Split | None:
+        split = _read_tweeteval_split(part, name, mapping, encoding)
+        return split if part == folder else _grouped(split, part.name)
+
+    splits = {name: _concat([read(p, name) for p in parts]) for name in ("train", "val", "test")}
     train = splits["train"]
     assert train is not None  # parts were chosen for having train_text.txt
     labels = list(mapping.values()) if mapping else sorted(set(train.labels))
@@ -224,8 +269,7 @@ def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, S
             continue
         take = max(1, math.floor(fraction * len(members) + 0.5))
         val_mask[rng.permutation(members)[:take]] = True
-    pick = lambda mask: Split([data.texts[i] for i in np.flatnonzero(mask)],  # noqa: E731
-                              [data.labels[i] for i in np.flatnonzero(mask)])
+    pick = lambda mask: data.take(np.flatnonzero(mask))  # noqa: E731
     return pick(~val_mask), pick(val_mask)
 
 

@@ -25,6 +25,8 @@ Definitions (for one query; the functions average them over the queries):
 - ``label_precision_at_k``: precision@k where a hit is relevant when its label equals the
   query's (same-topic or same-label neighbours).
 - ``pearson``: Pearson's correlation coefficient of two equal-length sequences of numbers.
+- ``retrieval_scores``: several of the above at once, named ``"mrr@10"``, ``"recall@1"``, ...
+  (what ``simtools benchmark search`` and ``benchmarks/bench_retrieval.py`` report).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ import numpy as np
 from ._validation import check_k
 from .errors import InputError
 
-__all__ = ["label_precision_at_k", "mrr_at_k", "ndcg_at_k", "pearson", "precision_at_k",
-           "recall_at_k", "score_predictions", "evaluate_classifier", "f1_per_class", "neighbour_recall"]
+__all__ = ["RETRIEVAL_SCORES", "label_precision_at_k", "mrr_at_k", "ndcg_at_k", "pearson",
+           "precision_at_k", "recall_at_k", "retrieval_scores", "score_predictions",
+           "evaluate_classifier", "f1_per_class", "neighbour_recall"]
 
 _COLLECTIONS = (set, frozenset, list, tuple)
 
@@ -144,6 +147,25 @@ def ndcg_at_k(ranked: Sequence[Any], relevant: Sequence[Any], k: int = 10) -> fl
     return total / len(pairs)
 
 
+#: The scores of a known-item or ad-hoc retrieval run, as :func:`retrieval_scores` names them.
+RETRIEVAL_SCORES = ("mrr@10", "recall@1", "recall@10", "ndcg@10")
+
+
+def retrieval_scores(ranked: Sequence[Any], relevant: Sequence[Any],
+                     names: Sequence[str] = RETRIEVAL_SCORES) -> dict[str, float]:
+    """Several ranking scores at once, by name: ``"mrr@K"``, ``"recall@K"``, ``"precision@K"``
+    or ``"ndcg@K"`` for any cutoff ``K`` (default: MRR@10, recall@1, recall@10, nDCG@10)."""
+    scores = {}
+    for name in names:
+        kind, _, cutoff = str(name).partition("@")
+        score = _RANKING_SCORES.get(kind)
+        if score is None or not cutoff.isdigit():
+            raise InputError(f"unknown score {name!r}; name one as KIND@K with KIND among "
+                             f"{', '.join(_RANKING_SCORES)}, e.g. 'mrr@10'")
+        scores[name] = score(ranked, relevant, int(cutoff))
+    return scores
+
+
 def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Pearson's r of two equal-length sequences of finite numbers (at least two each)."""
     a = np.asarray(x, dtype=np.float64).ravel()
@@ -162,6 +184,10 @@ def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) ->
         raise InputError("pearson is undefined when one sequence is constant (it has no "
                          "variance); every score was the same")
     return float(a @ b) / spread
+
+
+_RANKING_SCORES = {"mrr": mrr_at_k, "recall": recall_at_k, "precision": precision_at_k,
+                   "ndcg": ndcg_at_k}
 
 
 # -- classification ---------------------------------------------------------------------------
@@ -199,11 +225,14 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
 
 
 def evaluate_classifier(model: Any, texts: Sequence[str], labels: Sequence[str], *,
+                        groups: Sequence[str] | str | None = None,
                         f1_of: Sequence[str] | None = None) -> dict[str, Any]:
     """Score a classifier (``model.labels`` and ``model.predict_logits(texts, strict=False)``,
     as :class:`~simtools.StudentClassifier` has) on labelled texts: :func:`score_predictions`
     plus ``labels`` and, with ``f1_of``, the mean F1 of those labels (TweetEval's official
-    irony and stance scores are such means)."""
+    irony and stance scores are such means). ``groups`` (a group per text, or one for all)
+    goes to a model of one student per group (:class:`~simtools.student.groups.GroupedStudents`),
+    which needs it."""
     known = list(model.labels)
     index = {name: i for i, name in enumerate(known)}
     if not texts:
@@ -217,7 +246,11 @@ def evaluate_classifier(model: Any, texts: Sequence[str], labels: Sequence[str],
         raise InputError(f"f1_of must name labels of the model; {', '.join(missing) or 'none given'}"
                          f" not among {', '.join(known)}")
     y_true = np.array([index[name] for name in labels], dtype=np.int64)
-    y_pred = model.predict_logits(list(texts), strict=False).argmax(axis=1)
+    if groups is not None:
+        logits = model.predict_logits(list(texts), groups, strict=False)
+    else:
+        logits = model.predict_logits(list(texts), strict=False)
+    y_pred = logits.argmax(axis=1)
     scores = score_predictions(y_true, y_pred, len(known))
     scores["labels"] = known
     if f1_of:

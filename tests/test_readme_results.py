@@ -18,6 +18,7 @@ from benchmarks import (
     distill_sweep,
     distill_tweeteval,
     embedding_fidelity,
+    stance_targets,
 )
 from benchmarks._harness import markdown_cell, markdown_table
 from benchmarks.reliability import sweep as reliability_sweep
@@ -38,6 +39,7 @@ QUOTED: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("embedding_fidelity", embedding_fidelity.readme_tables),
     ("reliability", reliability_sweep.readme_table),
     ("retrieval", bench_retrieval.readme_tables),
+    ("stance_targets", stance_targets.table),
 ]
 
 

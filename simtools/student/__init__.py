@@ -6,6 +6,7 @@ encoder, ``classify`` re-exports :class:`StudentClassifier`, ``distill`` trains 
 
 from __future__ import annotations
 
+from .groups import GroupedStudents, load_model
 from .model import StudentClassifier, default_model_path
 
-__all__ = ["StudentClassifier", "default_model_path"]
+__all__ = ["GroupedStudents", "StudentClassifier", "default_model_path", "load_model"]

@@ -17,6 +17,8 @@ official metric on the validation split (the test splits are held out):
   character 3-5-grams, 2^17 hash buckets, 64 dimensions), trained on the hard labels with the
   fastText tutorial's lr 1.0 and 25 epochs (without the package the row is left out: the
   hard-label student is the same hashed n-gram model);
+* TF-IDF word 1-2 and char 2-5 n-grams + logistic regression, C by 5-fold CV
+  (``benchmarks/_baselines.py``; ``--no-tfidf`` leaves it out): the textbook baseline;
 * for orientation, the TweetEval paper's fastText and RoBERTa-base rows (TEST split).
 
 Columns: the score per task, their average, size on disk (MB) and inference speed (texts/s on
@@ -243,6 +245,15 @@ def fasttext_row(task: Task, *, speed_texts: list[str], repeat: int, workdir: Pa
             "train_seconds": round(train_s, 2), "lr": lr_used}
 
 
+def tfidf_row(task: Task, *, speed_texts: list[str], repeat: int, seed: int) -> dict[str, Any]:
+    from benchmarks._baselines import fit_tfidf_lr
+
+    model, info = fit_tfidf_lr(task.train_texts, task.train_y, seed=seed)
+    return {"row": "TF-IDF word+char + LR (C by 5-fold CV)", "kind": "baseline",
+            "score": task.score(model.predict(task.val_texts)), "size_mb": None,
+            "texts_per_s": _speed(model.predict, speed_texts, repeat), **info}
+
+
 # --------------------------------------------------------------------------------------------
 # One task
 # --------------------------------------------------------------------------------------------
@@ -289,6 +300,8 @@ def run_task(task: Task, args: Any, workdir: Path) -> dict[str, Any]:
                                                     seed=args.seed)
     if ft is not None:
         rows.append(ft)
+    if not args.no_tfidf:
+        rows.append(tfidf_row(task, speed_texts=speed_texts, repeat=args.repeat, seed=args.seed))
     return {"task": task.name, "metric": METRIC_NAMES[task.name], "labels": task.labels,
             "n_train": len(task.train_texts), "n_val": len(task.val_texts),
             "full_sizes": task.full_sizes, "n_unlabelled": len(pool),
@@ -311,7 +324,8 @@ def combine(per_task: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry = table.setdefault(row["row"], {"row": row["row"], "kind": row["kind"],
                                                   "sizes": [], "speeds": []})
             entry[result["task"]] = round(100 * row["score"], 2)
-            entry["sizes"].append(row["size_mb"])
+            if row.get("size_mb") is not None:
+                entry["sizes"].append(row["size_mb"])
             if row.get("texts_per_s"):
                 entry["speeds"].append(row["texts_per_s"])
     tasks = [r["task"] for r in per_task]
@@ -320,7 +334,8 @@ def combine(per_task: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found = [entry[t] for t in tasks if entry.get(t) is not None]
         entry["average"] = round(float(np.mean(found)), 2) if len(found) == len(tasks) else None
         # size and speed: median over tasks (the model's shape hardly depends on the task)
-        entry["size_mb"] = round(float(np.median(entry.pop("sizes"))), 2)
+        sizes = entry.pop("sizes")
+        entry["size_mb"] = round(float(np.median(sizes)), 2) if sizes else None
         speeds = entry.pop("speeds")
         entry["texts_per_s"] = round(float(np.median(speeds)), 1) if speeds else None
         out.append(entry)
@@ -439,6 +454,7 @@ def main() -> None:
     p.add_argument("--speed-texts", type=int, default=None,
                    help="texts per timed student/fastText pass (default 50000, quick 10000)")
     p.add_argument("--no-fasttext", action="store_true")
+    p.add_argument("--no-tfidf", action="store_true", help="leave the TF-IDF + LR row out")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     quick = args.quick

@@ -19,6 +19,7 @@ from benchmarks import (
     distill_tweeteval,
     embedding_fidelity,
     stance_targets,
+    tfidf_baseline,
 )
 from benchmarks._harness import markdown_cell, markdown_table
 from benchmarks.reliability import sweep as reliability_sweep
@@ -40,6 +41,7 @@ QUOTED: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("reliability", reliability_sweep.readme_table),
     ("retrieval", bench_retrieval.readme_tables),
     ("stance_targets", stance_targets.table),
+    ("tfidf_baseline", tfidf_baseline.table),
 ]
 
 

@@ -13,7 +13,6 @@ exact queries/s. Writes results/ann.json and a plot, results/ann.png.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,8 +39,7 @@ def main() -> None:
     truth = data.get_groundtruth(k)
     nq, d = Q.shape
 
-    from simtools.evaluation import neighbour_recall
-    from simtools.index import faiss as fb
+    from simtools.benchmarking.ann import Sweep, sweep
     from simtools.index.exact import ExactDense
 
     exact = ExactDense(d, "ip")
@@ -52,37 +50,23 @@ def main() -> None:
 
     ef_c = {"ef_construction": args.ef_construction} if args.ef_construction else {}
     configs = [
-        ("hnsw", {**ef_c}, "ef_search", [8, 16, 24, 32, 64, 128, 256]),
-        ("hnsw-sq8", {**ef_c, "compression": "sq8"}, "ef_search", [16, 32, 64, 128]),
-        ("ivf", {}, "nprobe", [1, 2, 4, 8, 10, 12, 16, 32, 64]),
-        ("ivf-sq8", {"compression": "sq8"}, "nprobe", [4, 8, 16, 32, 64]),
-        ("ivf-pq", {"compression": "pq", "pq_m": d // 4}, "nprobe", [4, 8, 16, 32, 64]),
+        Sweep("hnsw", "hnsw", "ef_search", (8, 16, 24, 32, 64, 128, 256), {**ef_c}),
+        Sweep("hnsw-sq8", "hnsw", "ef_search", (16, 32, 64, 128), {**ef_c, "compression": "sq8"}),
+        Sweep("ivf", "ivf", "nprobe", (1, 2, 4, 8, 10, 12, 16, 32, 64)),
+        Sweep("ivf-sq8", "ivf", "nprobe", (4, 8, 16, 32, 64), {"compression": "sq8"}),
+        Sweep("ivf-pq", "ivf", "nprobe", (4, 8, 16, 32, 64), {"compression": "pq", "pq_m": d // 4}),
         # the same codes at nprobe 16, the refine x k best candidates re-ranked by their exact
         # score (IndexRefineFlat, which keeps the full vectors as well)
-        ("ivf-pq-refine", {"compression": "pq", "pq_m": d // 4, "nprobe": 16, "refine": 4},
-         "refine", [4, 16, 64, 256]),
+        Sweep("ivf-pq-refine", "ivf", "refine", (4, 16, 64, 256),
+              {"compression": "pq", "pq_m": d // 4, "nprobe": 16, "refine": 4}),
     ]
     rows: list[dict] = [{"method": "exact", "knob": "", "value": None, "recall": 1.0,
                          "qps": exact_qps, "speedup": 1.0, "build_s": 0.0}]
-    for name, options, knob, values in configs:
-        backend = fb.make_backend(name.split("-")[0], d, "ip", **options)
-        start = time.perf_counter()
-        backend.add(X)
-        if hasattr(backend, "train"):
-            backend.train()
-        build_s = time.perf_counter() - start
-        print(f"{name}: built in {build_s:.1f} s", flush=True)
-        for value in values:
-            setattr(backend, knob, value)
-            t = h.time_repeat(lambda b=backend: b.search(Q, k), repeat=args.repeat)
-            found = backend.search(Q, k)[1]
-            qps = nq / t["median_s"]
-            rows.append({"method": name, "knob": knob, "value": value,
-                         "recall": neighbour_recall(found, truth, k), "qps": qps,
-                         "speedup": qps / exact_qps, "build_s": build_s,
-                         "options": {**options, **({"nlist": backend.nlist}
-                                                   if hasattr(backend, "nlist") else {})}})
-        del backend
+    # The sweep of `simtools benchmark index`: the same function, these settings.
+    rows += [r.to_dict() for r in sweep(X, Q, truth, configs, k=k, inner="ip",
+                                        exact_qps=exact_qps, repeat=args.repeat,
+                                        progress=lambda done, total: print(
+                                            f"  {done}/{total} settings", flush=True))]
 
     for r in rows:
         r["meets_target"] = r["recall"] >= RECALL_TARGET and r["speedup"] >= SPEEDUP_TARGET

@@ -397,7 +397,8 @@ def _folder_bytes(path: Path) -> int:
 
 
 def score_wiki(candidate: Any, task: dict[str, Any], *, built: bool = False) -> dict[str, Any]:
-    from simtools.evaluation import mrr_at_k, recall_at_k
+    # The scores of `simtools benchmark search`, from the same function.
+    from simtools.evaluation import retrieval_scores
 
     if not built:
         candidate.build([d["text"] for d in task["docs"]])
@@ -408,10 +409,7 @@ def score_wiki(candidate: Any, task: dict[str, Any], *, built: bool = False) -> 
         for kind in ("heldout", "rare", "swapped"):
             pick = [i for i, q in enumerate(queries) if q["split"] == split and q["kind"] == kind]
             ranked, target = [found[i] for i in pick], [queries[i]["target"] for i in pick]
-            out[f"{split}/{kind}"] = {"mrr@10": mrr_at_k(ranked, target, 10),
-                                      "recall@1": recall_at_k(ranked, target, 1),
-                                      "recall@10": recall_at_k(ranked, target, 10),
-                                      "queries": len(pick)}
+            out[f"{split}/{kind}"] = {**retrieval_scores(ranked, target), "queries": len(pick)}
     return out
 
 

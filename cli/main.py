@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": "simtools_cli.distill:evaluate_command",
     "diagnose": "simtools_cli.diagnose:diagnose_group",
     "cache": "simtools_cli.cache:cache_group",
+    "benchmark": "simtools_cli.benchmark:benchmark_group",
 }
 
 
@@ -32,6 +33,7 @@ def main() -> None:
       simtools compare "a goal in the last minute" "a long text about football ..." "tennis"
       simtools index files notes/ --out my-index
       simtools search "machine learning" --index my-index
+      simtools benchmark metrics --data bbc-news --encoder count
       simtools index wikipedia "Tennis" "Association football" --out wiki-index
       simtools -V
     """

@@ -55,6 +55,33 @@ def resolve_metric(vectoriser: Any, metric: str | None) -> str:
 
 
 
+def shard_size_option(func: Any) -> Any:
+    """``--shard-size``: documents per shard (one folder below it, as before shards)."""
+    from simtools.index.sharded import DEFAULT_SHARD_SIZE
+
+    return click.option(
+        "--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE,
+        show_default=True, help="Documents per shard: a larger index is saved as a folder of "
+        "shards searched together (a checkpoint rewrites only the open shard); one below it "
+        "is one ordinary index folder.")(func)
+
+
+def workers_option(func: Any) -> Any:
+    """``--workers``: processes that prepare (clean wikitext) and encode."""
+    return click.option(
+        "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+        help="Processes that clean and encode (the main process only merges); e.g. the "
+        "number of cores. The index is the same for any number.")(func)
+
+
+def device_option(func: Any) -> Any:
+    """``--device``: where exact dense search runs (index and search commands)."""
+    return click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+        show_default=True, help="Where exact dense search runs: cuda (torch on the GPU), cpu "
+        "(NumPy), or auto (the GPU when torch sees one). Not saved with the index.")(func)
+
+
 def _existing_or_named(ctx: click.Context, param: click.Parameter,
                        value: tuple[str, ...]) -> tuple[str, ...]:
     """Each PATH exists, or is the name of a packaged data set ('bbc-news')."""
@@ -96,10 +123,14 @@ def index_group() -> None:
 @encoding_option
 @click.option("--strict", is_flag=True,
               help="Fail on a document with no token the encoder knows instead of skipping it.")
+@shard_size_option
+@workers_option
+@device_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @friendly_errors
 def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, metric: str | None,
-                  backend: str, encoding: str | None, strict: bool, as_json: bool) -> None:
+                  backend: str, encoding: str | None, strict: bool, shard_size: int,
+                  workers: int, device: str, as_json: bool) -> None:
     """Index text files, class folders, or CSV/TSV/JSONL tables.
 
     A document with no token the encoder knows (an emoji alone, or 'P O S T E D.' for a
@@ -127,13 +158,17 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
       simtools index files tweets.jsonl --out tweets-index --encoder student
       simtools index files notes/ --out notes-index --encoding cp1252
     """
-    from simtools.data import TextDecodingError, read_documents
     from simtools.encoders import make_encoder
     from simtools.index.build import build_index
 
     started = time.perf_counter()
     encoder = pick_encoder(encoder, metric)
     hybrid, dense = _hybrid_settings(encoder, metric, backend)
+    ctx = click.get_current_context()
+    if hybrid and (workers != 1 or ctx.get_parameter_source("shard_size")
+                   is not click.core.ParameterSource.DEFAULT):
+        raise click.UsageError("--encoder hybrid builds one unsharded index in this process; "
+                               "leave --workers and --shard-size out")
     vectoriser = make_encoder("bm25" if hybrid else encoder)  # a wrong name fails now
     metric = resolve_metric(vectoriser, metric)
     if backend != "exact" and vectoriser.sparse:
@@ -141,13 +176,11 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
                                f"student), but --encoder {encoder} is sparse; use --backend "
                                "exact with it")
     check_out(out, kind="index", force=force)  # before any file is read
-    try:
-        documents = [doc for path in paths for doc in read_documents(path, encoding=encoding)]
-    except TextDecodingError as e:
-        raise click.ClickException(
-            f"{e.path} is not {e.encoding} text (bad byte at offset {e.offset}); give its real "
-            "encoding with --encoding, or leave --encoding out to read UTF-8 with a cp1252 "
-            "fallback") from None
+    if device != "auto":
+        from simtools.index.device import resolve_device
+
+        resolve_device(device)  # --device cuda without a GPU fails before any file is read
+    documents = _read_all(paths, encoding)
     skipped: list[Document] = []
 
     def skip(document: Document) -> None:
@@ -167,7 +200,8 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
                                             on_batch=bar.update, on_skip=skip)
         else:
             index = build_index(documents, encoder=vectoriser, metric=metric, backend=backend,
-                                on_batch=bar.update, on_skip=skip)
+                                on_batch=bar.update, on_skip=skip, shard_size=shard_size,
+                                workers=workers, device=device)
     index.save(out, force=force)
     if hybrid:
         metric = index.metric
@@ -185,6 +219,19 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
     else:
         click.echo(f"indexed {len(index)} documents into {out} ({encoder}, {metric}, "
                    f"dim {dim}) in {seconds:.1f} s", err=True)
+
+
+def _read_all(paths: tuple[str, ...], encoding: str | None) -> list[Document]:
+    """Every document of every PATH, in order; a decoding error names the file and the fix."""
+    from simtools.data import TextDecodingError, read_documents
+
+    try:
+        return [doc for path in paths for doc in read_documents(path, encoding=encoding)]
+    except TextDecodingError as e:
+        raise click.ClickException(
+            f"{e.path} is not {e.encoding} text (bad byte at offset {e.offset}); give its real "
+            "encoding with --encoding, or leave --encoding out to read UTF-8 with a cp1252 "
+            "fallback") from None
 
 
 def _hybrid_settings(encoder: str, metric: str | None, backend: str) -> tuple[bool, str]:

@@ -16,6 +16,7 @@ from .common import (
     tsv_safe,
     warn_unanswered,
 )
+from .index import device_option
 
 _UNKNOWN_REASON = "no token this index's encoder knows"
 
@@ -31,9 +32,10 @@ _UNKNOWN_REASON = "no token this index's encoder knows"
                    "or one half alone. hybrid on any other index is an error.")
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON object per query, one per line; "metric" names what the scores are.')
+@device_option
 @friendly_errors
 def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, ranking: str | None,
-                   as_json: bool) -> None:
+                   as_json: bool, device: str) -> None:
     """Find the nearest documents to each QUERY ('-' reads one query per line from stdin).
 
     Scores are in the index metric's terms: BM25 score (bm25 indexes), cosine similarity
@@ -67,7 +69,7 @@ def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, rank
     from simtools.index.hybrid import load_searchable
 
     texts = read_texts(queries, what="query", keep_blank=True)
-    index = _pick_ranking(load_searchable(index_dir), ranking)
+    index = _pick_ranking(_on_device(load_searchable(index_dir), device), ranking)
     k = check_k(k if k is not None else min(10, len(index)), len(index))
     if hasattr(index, "search_known"):
         answers, known = index.search_known(texts, k=k)
@@ -104,6 +106,13 @@ def search_command(queries: tuple[str, ...], index_dir: str, k: int | None, rank
             click.echo(f"   -  {error}")
     warn_unanswered(texts, unknown, empty, verb="searched", reason=_UNKNOWN_REASON,
                     advice="use an index built with --encoder char or --encoder student")
+
+
+def _on_device(index: Any, device: str) -> Any:
+    """The index searching on ``--device`` (a hybrid index: its dense half)."""
+    dense = getattr(index, "dense", index)
+    dense.use_device(device)
+    return index
 
 
 def _pick_ranking(index: Any, ranking: str | None) -> Any:

@@ -18,6 +18,7 @@ from .index import (
     METRICS,
     pick_encoder,
     resolve_metric,
+    shard_size_option,
 )
 from .output import OUT_HELP, check_out, force_option
 
@@ -66,12 +67,13 @@ def _err(message: str) -> None:
                    "or fail; fetched pages are cached, so a rerun continues. 0: no limit.")
 @click.option("--user-agent", default=None,
               help="User-Agent to send (Wikimedia asks for contact details in it).")
+@shard_size_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @friendly_errors
 def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: str | None,
                       cache_dir: Path | None, refresh: bool, no_cache: bool, encoder: str,
                       metric: str | None, timeout: float, retries: int, budget: float,
-                      user_agent: str | None, as_json: bool) -> None:
+                      user_agent: str | None, shard_size: int, as_json: bool) -> None:
     """Fetch Wikipedia pages by exact title and index them (page title = label).
 
     Titles are fetched exactly (no search, no auto-suggest); redirects are followed. Pages are
@@ -85,8 +87,9 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
           "Association football" "Tennis" --out wiki-index
       simtools search "a great goal in the final" --index wiki-index
     """
+    from simtools.index.build import build_index
     from simtools.wiki.api import WikipediaFetcher
-    from simtools.wiki.build import build_index
+    from simtools.wiki.build import page_documents
     from simtools.wiki.client import DEFAULT_USER_AGENT
 
     encoder = pick_encoder(encoder, metric)
@@ -119,7 +122,8 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
     if not report.pages:
         raise click.ClickException(f"none of the {len(wanted)} title(s) could be fetched; "
                                    "no index written")
-    index = build_index(report.pages, encoder=vectoriser, metric=metric, label_from="title")
+    index = build_index(page_documents(report.pages, label_from="title"), encoder=vectoriser,
+                        metric=metric, shard_size=shard_size)
     index.save(out, force=force)
     summary = {"out": str(out), "pages": len(report.pages), "from_cache": report.from_cache,
                "failed": sorted(report.failures), "api_url": fetcher.api_url,
@@ -156,7 +160,15 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
 @click.option("--fit-pages", type=click.IntRange(min=1), default=2_000, show_default=True,
               help="Articles the bm25/count/tfidf/char vocabulary and weights are fitted on.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes that clean wikitext (the bottleneck); e.g. the number of cores.")
+              help="Processes that clean wikitext and encode (the main process only merges); "
+                   "e.g. the number of cores. A multistream dump (with its "
+                   "-multistream-index.txt.bz2 beside it) is read by the workers themselves, by "
+                   "byte offset; a plain one is read here once and fanned out.")
+@click.option("--index-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None,
+              help="The dump's -multistream-index.txt.bz2, when it is not beside FILE under the "
+                   "name Wikimedia gives it (FILE is then read by byte offset).")
+@shard_size_option
 @click.option("--max-page-bytes", type=click.IntRange(min=0), default=2 * 1024 * 1024,
               show_default=True,
               help="Skip (and count) pages with more wikitext than this, in bytes; their text "
@@ -171,8 +183,8 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
 @friendly_errors
 def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, label_from: str, encoder: str,
                  metric: str | None, batch_size: int, checkpoint_every: int, fit_pages: int,
-                 workers: int, max_page_bytes: int, max_nesting: int, resume: bool,
-                 as_json: bool) -> None:
+                 workers: int, index_file: Path | None, shard_size: int, max_page_bytes: int,
+                 max_nesting: int, resume: bool, as_json: bool) -> None:
     """Index the articles of a MediaWiki pages-articles dump (.xml.bz2), streamed.
 
     Redirects, non-article pages, second pages with an id already seen, and pages over
@@ -196,7 +208,9 @@ def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, lab
     options: dict[str, Any] = {"encoder": encoder, "metric": metric, "label_from": label_from,
                                "limit": limit, "batch_size": batch_size,
                                "checkpoint_every": checkpoint_every, "fit_pages": fit_pages,
-                               "workers": workers, "resume": resume, "force": force,
+                               "workers": workers, "shard_size": shard_size,
+                               "index_file": index_file,
+                               "resume": resume, "force": force,
                                "max_page_bytes": max_page_bytes or None,
                                "max_nesting": max_nesting or None}
     check_out(str(out), kind="index", force=force)
@@ -223,8 +237,11 @@ def _summarise(report: Any, as_json: bool) -> None:
                    else f", resumed after page id {report.resumed_after_pageid}")
         click.echo(f"indexed {report.articles_indexed} article(s) into {report.out} "
                    f"({report.articles_this_run} this run{resumed})", err=True)
-    workers = (f" (+ {report.worker_peak_memory_mib:.0f} MiB per worker)"
-               if report.worker_peak_memory_mib else "")
+    workers = (f" (+ {report.worker_peak_memory_mib:.0f} MiB per worker, {report.workers} "
+               "workers)" if report.worker_peak_memory_mib else "")
+    stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in
+                       sorted(report.cpu_seconds_by_stage.items()))
+    _err(f"{report.reader} dump, {report.shards} shard(s); CPU s by stage: {stages or '-'}")
     _err(f"{report.articles_this_run} articles in {report.seconds:.1f} s: "
          f"{report.pages_per_s:.1f} pages/s, {report.cpu_seconds:.1f} CPU s, "
          f"peak memory {report.peak_memory_mib:.0f} MiB{workers}; "

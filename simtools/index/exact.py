@@ -1,11 +1,8 @@
 """Exact (brute-force) search backends: dense vectors with BLAS, sparse vectors with scipy.
 
-Dense search computes one block of scores at a time (a batch of queries against as much of
-the database as ``BLOCK_BYTES`` allows: one ``sgemm`` into a buffer kept between searches),
-keeps each block's top k, and merges blocks, so memory stays bounded whatever the sizes. The
-top k of a long row is found block-wise: the best of every ``SELECTION_BLOCK`` columns in one
-vectorised pass, then only the winning blocks' columns (exact; 4-6x faster than argpartition
-over 10^5 columns). Selection is split over threads (NumPy releases the GIL there).
+Dense search (:class:`ExactDense`, from :mod:`simtools.index.exact_dense`) scores cache-sized
+blocks with BLAS and folds each into a running top k. The torch variant for a GPU is in
+:mod:`simtools.index.torch_exact`.
 
 Sparse search never densifies the database. A batch of short queries keeps its product sparse
 and picks each row's top k among its non-zeros, batches running on threads. When most scores
@@ -27,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..persistence import FormatError, load_arrays, load_npy, member, save_arrays
+from ..persistence import FormatError, load_arrays, member, save_arrays
 from .backend import BackendKind, InnerMetric
+from .exact_dense import ExactDense
 from .topk import merge_topk, pool, topk, topk_rows
 
 __all__ = ["ExactDense", "ExactSparse"]
 
-#: Upper bound on the bytes of one block of scores (1 GiB, like scikit-learn's default
-#: working_memory): one block per query batch up to ~260k rows, no merging below that.
+#: Upper bound on the bytes of one block of sparse search's scores (1 GiB, like
+#: scikit-learn's default working_memory): one block per query batch up to ~260k rows.
 BLOCK_BYTES = 1 << 30
 #: Query batches whose sparse product would touch more than this share of the score block
 #: (estimated from the terms' document frequencies) are scored into a dense block.
@@ -141,98 +139,6 @@ class _ExactBase:
             for start in starts:
                 run(start)
         return out_scores, out_positions
-
-
-class ExactDense(_ExactBase):
-    """Dense float32 rows searched by blocked BLAS matrix products.
-
-    The score buffer of the largest search so far (at most ``BLOCK_BYTES``) is kept for the
-    next one: writing 10^8 scores into fresh memory cost about 15% more than into pages
-    already mapped (benchmarks/bench_exact_dense.py). ``release_buffer()`` frees it.
-    """
-
-    def __init__(self, dim: int, inner_metric: InnerMetric | str = InnerMetric.IP) -> None:
-        super().__init__(dim, inner_metric)
-        self._pending: list[np.ndarray] = []
-        self._X = np.zeros((0, self._dim), dtype=np.float32)
-        self._sq: np.ndarray | None = None
-        self._buffer: np.ndarray | None = None
-        self._buffer_lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def _score_buffer(self, size: int) -> Iterator[np.ndarray]:
-        # A search running at the same time in another thread gets memory of its own.
-        if not self._buffer_lock.acquire(blocking=False):
-            yield np.empty(size, dtype=np.float32)
-            return
-        try:
-            if self._buffer is None or self._buffer.size < size:
-                self._buffer = None  # free the old one before taking the new
-                self._buffer = np.empty(size, dtype=np.float32)
-            yield self._buffer
-        finally:
-            self._buffer_lock.release()
-
-    def release_buffer(self) -> None:
-        """Free the score buffer kept between searches."""
-        with self._buffer_lock:
-            self._buffer = None
-
-    @property
-    def vectors(self) -> np.ndarray:
-        """All stored rows, float32 ``(n, dim)``."""
-        if self._pending:
-            self._X = np.ascontiguousarray(np.concatenate([self._X, *self._pending]))
-            self._pending = []
-            self._sq = None
-        return self._X
-
-    def __len__(self) -> int:
-        return self._X.shape[0] + sum(p.shape[0] for p in self._pending)
-
-    def add(self, X: np.ndarray) -> None:
-        self._pending.append(np.ascontiguousarray(X, dtype=np.float32))
-
-    def remove(self, positions: np.ndarray) -> None:
-        keep = np.ones(len(self), dtype=bool)
-        keep[positions] = False
-        self._X = np.ascontiguousarray(self.vectors[keep])
-        self._sq = None
-
-    def _scores(self, Q: np.ndarray, start: int, stop: int, *, out: np.ndarray | None = None
-                ) -> np.ndarray:
-        X = self.vectors[start:stop]
-        dots = np.matmul(Q, X.T, out=out)
-        if self._largest:
-            return dots
-        if self._sq is None:
-            self._sq = np.einsum("ij,ij->i", self.vectors, self.vectors)
-        dots *= -2
-        dots += self._sq[start:stop]
-        return dots
-
-    def _query_norms(self, Q: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", Q, Q)
-
-    def _exact_l2(self, Q: np.ndarray, positions: np.ndarray, partial: np.ndarray) -> np.ndarray:
-        # The expanded form ||q||^2 - 2 q.x + ||x||^2 cancels badly for near neighbours; the
-        # k winners are re-scored as ||q - x||^2 (ranks are kept: only rounding changes).
-        diff = self.vectors[positions] - Q[:, None, :]
-        return np.einsum("ijk,ijk->ij", diff, diff)
-
-    def save(self, folder: Path) -> dict[str, Any]:
-        np.save(folder / "vectors.npy", self.vectors, allow_pickle=False)
-        return {"kind": self.kind.value, "inner_metric": self.inner_metric.value, "dim": self.dim}
-
-    @classmethod
-    def load(cls, folder: Path, config: dict[str, Any], *, mmap: bool = True) -> ExactDense:
-        backend = cls(config["dim"], config["inner_metric"])
-        path = member(folder, "vectors.npy")
-        X = load_npy(path, mmap=mmap)
-        if X.ndim != 2 or X.shape[1] != backend.dim or X.dtype != np.float32:
-            raise FormatError(f"{path} holds {X.dtype} {X.shape}, expected float32 (n, {backend.dim})")
-        backend._X = X
-        return backend
 
 
 class ExactSparse(_ExactBase):

@@ -16,6 +16,7 @@ A saved index is a versioned folder (:mod:`simtools.folders`) whose current vers
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +30,16 @@ from ..folders import open_folder, save_folder
 from ..metrics import Metric, l2_normalize, row_norms
 from ..persistence import FormatError, load_npy, member, read_config, write_json
 from .backend import Backend, BackendKind, InnerMetric
-from .backends import load_backend, make_backend
+from .backends import load_backend, make_backend, move_backend
+from .device import Device
 from .documents import read_documents, write_documents
+from .shards_store import is_sharded
 
 __all__ = ["Index", "Neighbour"]
+
+#: The module of ShardedIndex, which builds on Index: named here, not imported, so that the
+#: base class does not depend on its subclass (as encoders are named in encoders.base).
+SHARDED_INDEX = "simtools.index.sharded"
 
 FORMAT_VERSION = 1
 
@@ -63,11 +70,17 @@ class Index:
         encoder's own scoring metric (inner product for ``bm25``, whose inner products are
         BM25 scores; any other metric would change its ranking and is refused), else cosine.
     backend : "exact" (default: BLAS or sparse scipy), "flat", "hnsw" or "ivf" (FAISS; dense only).
+    device : where exact dense search runs: "auto" (default: the GPU when torch sees one, else
+        the CPU), "cpu" or "cuda" (torch; ``pip install simtools[train]``). Not saved: a folder
+        saved on a GPU machine loads anywhere. FAISS kinds run where their build runs them.
+    dtype : how a GPU holds the vectors: "float32" (default), "float16" or "bfloat16" (less
+        memory); results are re-ranked in float32 and stay exact (simtools.index.torch_exact).
     **options : backend knobs, e.g. ``ef_search`` for HNSW, ``nprobe`` for IVF.
     """
 
     def __init__(self, encoder: Any = None, *, metric: str | Metric | None = None,
-                 backend: str | BackendKind = "exact", **options: Any) -> None:
+                 backend: str | BackendKind = "exact", device: str | Device = "auto",
+                 dtype: str = "float32", **options: Any) -> None:
         if isinstance(encoder, str):
             from ..encoders import make_encoder
 
@@ -83,6 +96,8 @@ class Index:
                              f"would renormalise them and change the ranking; use "
                              f"metric={own!r} or leave metric unset")
         self.backend_kind = check_choice(backend, BackendKind, name="backend")
+        self.device = check_choice(device, Device, name="device")
+        self.dtype = dtype
         self.options = options
         self._backend: Backend | None = None
         self.ids: list[str] = []
@@ -156,7 +171,8 @@ class Index:
         metric = check_choice(metric, Metric, name="metric")
         if metric is self.metric:
             return self
-        other = Index(self.encoder, metric=metric, backend=self.backend_kind, **self.options)
+        other = Index(self.encoder, metric=metric, backend=self.backend_kind, device=self.device,
+                      dtype=self.dtype, **self.options)
         other.add_vectors(self.stored_vectors(raw=True), ids=self.ids, labels=self.labels,
                           titles=self.titles, metadata=self.metadata)
         other._next_id = self._next_id
@@ -200,7 +216,8 @@ class Index:
                 raise ValueError(f"got {n} vectors but {len(column)} {name}; give one per vector")
         if self._backend is None:
             self._backend = make_backend(self.backend_kind, vectors.shape[1], self.inner_metric,
-                                          is_sparse(vectors), self.options)
+                                          is_sparse(vectors), self.options, device=self.device,
+                                          dtype=self.dtype)
         elif is_sparse(vectors) != self.sparse:
             raise ValueError("cannot mix sparse and dense vectors in one index")
         self._backend.add(vectors)
@@ -313,6 +330,18 @@ class Index:
         return [[self.neighbour(int(p), float(s)) for s, p, ok in zip(row_s, row_p, row_k) if ok]
                 for row_s, row_p, row_k in zip(scores, positions, keep)]
 
+    def use_device(self, device: str | Device = "auto", *, dtype: str = "float32") -> Index:
+        """Search on ``device`` from now on (see :class:`Index`); returns the index itself.
+
+        Exact dense search moves between NumPy on the CPU and torch on a GPU; the vectors stay
+        in host memory, and a GPU gets its copy at the first search.
+        """
+        self.device = check_choice(device, Device, name="device")
+        self.dtype = dtype
+        if self._backend is not None:
+            self._backend = move_backend(self._backend, self.device, dtype)
+        return self
+
     def release_buffers(self) -> None:
         """Free the score buffer that exact dense search keeps between searches."""
         release = getattr(self._backend, "release_buffer", None)
@@ -358,8 +387,13 @@ class Index:
         """Read an index folder; corrupted, truncated or wrong-version folders raise FormatError.
 
         Every file is checked against the checksums saved with it before it is used, and a save
-        running meanwhile in another process is never seen half-done.
+        running meanwhile in another process is never seen half-done. A sharded index folder
+        (see :mod:`simtools.index.sharded`) comes back as a ``ShardedIndex``. Exact dense
+        search runs on the GPU when torch sees one (``device="auto"``); ``use_device`` changes it.
         """
+        if is_sharded(path):
+            sharded: Any = importlib.import_module(SHARDED_INDEX)
+            return sharded.ShardedIndex.load(path, mmap=mmap)
         with open_folder(path, kind="index") as folder:
             return cls._load_files(folder, mmap=mmap)
 

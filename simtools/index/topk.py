@@ -72,9 +72,18 @@ def _topk_rows_by_blocks(scores: np.ndarray, k: int, largest: bool) -> tuple[np.
 def _topk_rows_direct(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
     n = scores.shape[1]
     if k < n:
-        # kth = n - k selects the largest without a negated copy of the block.
-        part = (np.argpartition(scores, n - k, axis=1)[:, n - k:] if largest
-                else np.argpartition(scores, k - 1, axis=1)[:, :k])
+        # The k-th and (k+1)-th places together: where they tie, argpartition may have kept
+        # any of the tied columns, and the row is redone by a stable sort (smaller column wins).
+        # kth from the top selects the largest without a negated copy of the block.
+        kths = (n - k - 1, n - k) if largest else (k - 1, k)
+        full = np.argpartition(scores, kths, axis=1)
+        part = full[:, n - k:] if largest else full[:, :k]
+        edges = np.take_along_axis(scores, full[:, list(kths)], axis=1)
+        tied = np.flatnonzero(edges[:, 0] == edges[:, 1])
+        if tied.size:
+            part = part.copy()
+            part[tied] = np.argsort(-scores[tied] if largest else scores[tied], axis=1,
+                                    kind="stable")[:, :k]
     else:
         part = np.broadcast_to(np.arange(n), scores.shape).copy()
     values = np.take_along_axis(scores, part, axis=1)
@@ -86,9 +95,9 @@ def _topk_rows_direct(scores: np.ndarray, k: int, largest: bool) -> tuple[np.nda
 def topk(scores: np.ndarray, k: int, *, largest: bool) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best columns of every row of ``scores``, sorted best first.
 
-    Returns ``(values, columns)``, each ``(rows, min(k, n_columns))``; tied scores among the
-    k are listed in column order (which of several columns tied at the k-th place is kept is
-    not specified). Large blocks are split by rows over a thread pool.
+    Returns ``(values, columns)``, each ``(rows, min(k, n_columns))``; tied scores are listed
+    in column order, and of several columns tied at the k-th place the smaller ones are kept
+    (the order of a stable sort). Large blocks are split by rows over a thread pool.
     """
     k = min(k, scores.shape[1])
     threads = min(os.cpu_count() or 1, scores.shape[0])
@@ -111,3 +120,45 @@ def merge_topk(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray,
     all_columns = np.concatenate([best[1], columns], axis=1)
     values, picked = topk_rows(all_scores, k, largest)
     return values, np.take_along_axis(all_columns, picked, axis=1)
+
+
+class RunningTopK:
+    """The ``k`` best ``(score, column)`` of each of ``rows`` rows over the blocks seen so far.
+
+    Larger scores are better; equal scores go to the smaller column (a stable sort's order),
+    and since blocks arrive in column order a later column never displaces an equal score.
+    ``threshold`` is each row's k-th best score (``-inf`` until k are known): a new score is a
+    candidate only if it is strictly greater, which lets a blocked scan skip most of a block.
+    """
+
+    def __init__(self, rows: int, k: int) -> None:
+        self.k = k
+        self.values = np.full((rows, k), -np.inf, dtype=np.float32)
+        self.columns = np.full((rows, k), -1, dtype=np.int64)
+        self.threshold = np.full(rows, -np.inf, dtype=np.float32)
+
+    def fold(self, rows: np.ndarray, scores: np.ndarray, columns: np.ndarray) -> None:
+        """Merge candidates given as flat ``(row, score, column)`` arrays, in which each row's
+        columns ascend and exceed every column folded before."""
+        if rows.size == 0:
+            return
+        order = np.argsort(rows, kind="stable")  # by row; columns stay ascending within one
+        rows, scores, columns = rows[order], scores[order], columns[order]
+        counts = np.bincount(rows)
+        hit = np.flatnonzero(counts)
+        counts = counts[hit]
+        k = self.k
+        width = k + int(counts.max())
+        where = np.repeat(np.arange(hit.size), counts)
+        slot = k + np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        merged = np.full((hit.size, width), -np.inf, dtype=np.float32)
+        merged_columns = np.full((hit.size, width), -1, dtype=np.int64)
+        merged[:, :k] = self.values[hit]
+        merged_columns[:, :k] = self.columns[hit]
+        merged[where, slot] = scores
+        merged_columns[where, slot] = columns
+        # Stable: the running best (earlier columns, in column order among ties) come first.
+        best = np.argsort(-merged, axis=1, kind="stable")[:, :k]
+        self.values[hit] = np.take_along_axis(merged, best, axis=1)
+        self.columns[hit] = np.take_along_axis(merged_columns, best, axis=1)
+        self.threshold[hit] = self.values[hit, k - 1]

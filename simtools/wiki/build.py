@@ -1,12 +1,14 @@
 """Turn Wikipedia pages into a searchable :class:`~simtools.index.Index`: small sets at once,
 dumps in batches, with checkpoints that let an interrupted build resume.
 
-Online pages are few: the encoder is fitted on all of them, then they are added in one go.
-A dump is streamed: articles are encoded and added ``batch_size`` at a time, and every
-``checkpoint_every`` articles the index folder is saved atomically together with
-``wiki_build.json`` (the dump it comes from, the settings, the last page id done). A rerun with
-``resume=True`` loads that folder and skips the dump up to that page id without cleaning the
-pages it skips.
+Both go through the one :class:`~simtools.index.builder.IndexBuilder`. Online pages are few:
+:func:`page_documents` makes them documents for :func:`simtools.index.build.build_index`. A dump
+is streamed (:func:`build_dump_index`): articles are encoded and added ``batch_size`` at a
+time, into shards of ``shard_size`` articles, and every ``checkpoint_every`` articles the
+folder is saved atomically together with the progress record ``wiki_build.json`` (the dump it
+comes from, the settings, the last page id done). A rerun with ``resume=True`` reopens that
+folder and skips the dump up to that page id without cleaning the pages it skips. A build that
+stays within one shard is saved as an ordinary one-folder index, as before shards existed.
 
 Encoders for a stream: ``hashing`` (the default) has no vocabulary, so every batch, first or
 after a resume, is encoded the same way. ``count``/``tfidf`` fit their vocabulary (and idf) on
@@ -19,30 +21,31 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .._validation import check_choice
 from ..data import Document
+from ..engines.work import peak_rss_mib as peak_memory_mib
 from ..errors import InputError
-from ..folders import FolderWriter, open_folder
-from ..persistence import FormatError, member, read_json, write_json
+from ..folders import FolderWriter
+from ..index.sharded import DEFAULT_SHARD_SIZE, check_shard_size
+from ..index.shards_store import read_progress
+from ..persistence import FormatError
 from .dump import (
     DEFAULT_MAX_NESTING,
     DEFAULT_MAX_PAGE_BYTES,
     DumpError,
-    DumpPage,
     DumpStats,
-    iter_dump,
 )
+from .pages import LabelFrom, PageLike, page_document, page_documents
 
 __all__ = ["BuildReport", "LabelFrom", "PageLike", "build_dump_index", "build_index",
-           "peak_memory_mib"]
+           "page_document", "page_documents", "peak_memory_mib"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,50 +55,11 @@ PROGRESS_VERSION = 1
 ADD_EVERY = 8192
 
 
-class LabelFrom(str, Enum):
-    """Where a page's label comes from."""
-
-    NONE = "none"
-    CATEGORY = "category"  # the page's first [[Category:...]]
-    TITLE = "title"  # the page title (nearest-page classification)
-
-
-class PageLike(Protocol):
-    """What :func:`build_index` needs of a page (``FetchedPage`` and ``DumpPage`` both fit)."""
-
-    @property
-    def title(self) -> str: ...
-
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def pageid(self) -> int: ...
-
-    def metadata(self) -> dict[str, Any]: ...
-
-
-def _label(page: PageLike, label_from: LabelFrom) -> str | None:
-    if label_from is LabelFrom.TITLE:
-        return page.title
-    if label_from is LabelFrom.CATEGORY:
-        categories = getattr(page, "categories", ())
-        return categories[0] if categories else None
-    return None
-
-
 def _make_index(encoder: Any, metric: str) -> Any:
     from ..encoders import make_encoder
     from ..index import Index
 
     return Index(make_encoder(encoder) if isinstance(encoder, str) else encoder, metric=metric)
-
-
-def peak_memory_mib(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident memory so far, in MiB (``ru_maxrss``): of this process by default, of the
-    largest finished child (a cleaning worker) with ``resource.RUSAGE_CHILDREN``."""
-    peak = resource.getrusage(who).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def _cpu_seconds() -> float:
@@ -107,24 +71,22 @@ def _cpu_seconds() -> float:
     return total
 
 
-def page_document(page: PageLike, label_from: LabelFrom) -> Document:
-    """A fetched or dump page as the document the index builder takes (id: its page id)."""
-    metadata = dict(page.metadata())
-    source = str(metadata.pop("source", "wikipedia"))
-    return Document(page.text, page.title, _label(page, label_from), source, metadata,
-                    id=str(page.pageid))
-
-
 def build_index(pages: Sequence[PageLike], *, encoder: Any = "count", metric: str = "cosine",
                 label_from: str | LabelFrom = "title") -> Any:
-    """An index over ``pages`` (ids are page ids), the encoder fitted on their texts."""
+    """An index over ``pages`` (ids are page ids), the encoder fitted on their texts.
+
+    Deprecated: the one builder is :func:`simtools.index.build.build_index`; use
+    ``build_index(page_documents(pages), encoder=..., metric=...)``.
+    """
+    warnings.warn("simtools.wiki.build_index is deprecated: use simtools.index.build.build_index"
+                  "(simtools.wiki.build.page_documents(pages), ...)", DeprecationWarning,
+                  stacklevel=2)
     from ..index.build import build_index as build_documents
 
-    label_kind = check_choice(label_from, LabelFrom, name="label source")
-    if not pages:
+    documents = page_documents(pages, label_from=label_from)
+    if not documents:
         raise InputError("no pages to index; fetch at least one page first")
-    return build_documents([page_document(page, label_kind) for page in pages],
-                           encoder=encoder, metric=metric)
+    return build_documents(documents, encoder=encoder, metric=metric)
 
 
 # -- streaming a dump ------------------------------------------------------------------------
@@ -138,9 +100,15 @@ class BuildReport:
     skipped_no_tokens: int = 0
     resumed_after_pageid: int | None = None
     checkpoints: int = 0
+    shards: int = 1
+    workers: int = 1
+    engine: str = "local"
+    reader: str = "plain"  # "plain" (one stream, read here) or "multistream" (by offsets)
     seconds: float = 0.0
     pages_per_s: float = 0.0
     cpu_seconds: float = 0.0
+    #: CPU seconds by stage (read: bz2 and XML, clean: wikitext, encode), over every process
+    cpu_seconds_by_stage: dict[str, float] = field(default_factory=dict)
     peak_memory_mib: float = 0.0
     worker_peak_memory_mib: float = 0.0
     complete: bool = False
@@ -158,30 +126,31 @@ def _settings(dump: Path, encoder: str, metric: str, label_from: LabelFrom) -> d
             "metric": metric, "label_from": label_from.value}
 
 
-def _read_progress(out: Path) -> Any:
-    """The progress record saved with the index at ``out``, or None (no index, or no record)."""
-    if not (out / "config.json").is_file():
-        return None
-    with open_folder(out, kind="index") as folder:
-        path = member(folder, PROGRESS_NAME, required=False)
-        return read_json(path) if os.path.lexists(path) else None
-
-
-def _load_for_resume(out: Path, progress: Any,
-                     settings: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    from ..index import Index
-
+def _check_resumable(out: Path, progress: Any, settings: dict[str, Any]) -> None:
     if not isinstance(progress, dict) or progress.get("format_version") != PROGRESS_VERSION:
         raise FormatError(f"{out / PROGRESS_NAME} is not a progress file this simtools reads; "
                           "rebuild without resume=True")
-    differ = {key: (progress.get("settings", {}).get(key), value)
-              for key, value in settings.items() if progress.get("settings", {}).get(key) != value}
+    saved = progress.get("settings", {})
+    differ = {key: (saved.get(key), value) for key, value in settings.items()
+              if saved.get(key) != value}
     if differ:
         said = ", ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in differ.items())
         raise ValueError(f"cannot resume {out}: it was built with other settings ({said}); "
                          "use the same dump and options, or rebuild without resume=True")
-    index = Index.load(out, mmap=False)
-    return index, progress
+
+
+def _check_options(**values: Any) -> None:
+    for name in ("batch_size", "checkpoint_every", "fit_pages", "workers"):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_shard_size(values["shard_size"])
+    if values["limit"] is not None and values["limit"] < 1:
+        raise ValueError(f"limit must be a positive number of articles, got {values['limit']!r}")
+    for name in ("max_page_bytes", "max_nesting"):
+        cap = values[name]
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"{name} must be a positive integer or None (no limit), got {cap!r}")
 
 
 def build_dump_index(
@@ -197,6 +166,10 @@ def build_dump_index(
     fit_pages: int = 2_000,
     resume: bool = False,
     workers: int = 1,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    index_file: str | os.PathLike[str] | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
     force: bool = False,
     max_page_bytes: int | None = DEFAULT_MAX_PAGE_BYTES,
     max_nesting: int | None = DEFAULT_MAX_NESTING,
@@ -205,137 +178,180 @@ def build_dump_index(
     """Stream ``dump`` into an index saved at ``out``; returns a :class:`BuildReport`.
 
     ``limit`` caps the articles in the index (counting those of a resumed build).
-    ``workers > 1`` cleans wikitext in that many processes (see :func:`iter_dump`).
-    Pages over ``max_page_bytes`` of wikitext or ``max_nesting`` open tags, and pages whose id
-    was met before, are skipped and counted in ``report.stats`` (see :func:`iter_dump`).
+    ``workers > 1`` cleans wikitext and encodes in that many processes, this one only merging
+    (see :mod:`simtools.wiki.dump_source`); the index is the same for any number of workers.
+    A multistream dump (``*-multistream.xml.bz2``) is read by byte offset from its
+    ``-multistream-index.txt.bz2`` (found beside it, or given as ``index_file``), the workers
+    reading side by side. ``engine="ray"`` runs that work on Ray actors instead
+    (:mod:`simtools.engines.ray_build`; a multistream dump only), joining the cluster at
+    ``ray_address`` (or ``$RAY_ADDRESS``) or starting Ray here (not yet exposed on the
+    command line, nor tested). ``shard_size`` articles go in each shard (a build within one
+    shard is saved as one folder). Pages over ``max_page_bytes`` of wikitext or
+    ``max_nesting`` open tags, and pages whose id was met before, are skipped and counted in
+    ``report.stats``.
     ``on_article(n)`` is called as articles are read (``n`` new ones each time), for progress.
     A dump that breaks off raises :class:`DumpError` *after* the articles read so far were
     saved to ``out`` (the report is attached as ``error.report``).
     """
     label_kind = check_choice(label_from, LabelFrom, name="label source")
-    for name, value in (("batch_size", batch_size), ("checkpoint_every", checkpoint_every),
-                        ("fit_pages", fit_pages)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of articles, got {limit!r}")
-    for name, cap in (("max_page_bytes", max_page_bytes), ("max_nesting", max_nesting)):
-        if cap is not None and (not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"{name} must be a positive integer or None (no limit), got {cap!r}")
+    _check_options(batch_size=batch_size, checkpoint_every=checkpoint_every,
+                   fit_pages=fit_pages, workers=workers, shard_size=shard_size, limit=limit,
+                   max_page_bytes=max_page_bytes, max_nesting=max_nesting)
+    if engine not in ("local", "ray"):
+        raise InputError(f"unknown engine {engine!r}; valid values are 'local' and 'ray'")
     dump, out = Path(dump), Path(out)
     if not dump.is_file():
         raise FileNotFoundError(f"dump file {dump} does not exist; check the path")
+    from .dump_source import DumpSource
+
+    source = DumpSource(dump, index_file=index_file, label_from=label_kind, workers=workers,
+                        caps={"max_page_bytes": max_page_bytes, "max_nesting": max_nesting})
     settings = _settings(dump, encoder, metric, label_kind)
-    report = BuildReport(out=str(out))
+    report = BuildReport(out=str(out), workers=workers, reader=source.kind, engine=engine)
+    if engine == "ray":
+        if source.kind != "multistream":
+            source.feed_ray(None, stats=report.stats, limit=None, skip_through=None,
+                            on_article=lambda n: None)  # refuses a single-stream dump, at once
+        from ..engines.ray_session import import_ray
+
+        import_ray()  # Ray missing: the pip install to run, before the folder is touched
     # The writer lock is held for the whole build: no other process saves into ``out`` between
     # two checkpoints, and an unusable ``out`` fails before any page is read.
     writer = FolderWriter(out, kind="index", force=force)
     try:
-        return _build(writer, dump, out, settings, report, label_kind, limit=limit,
-                      batch_size=batch_size, checkpoint_every=checkpoint_every,
-                      fit_pages=fit_pages, resume=resume, workers=workers,
-                      on_article=on_article,
-                      caps={"max_page_bytes": max_page_bytes, "max_nesting": max_nesting})
+        build = _DumpBuild.start(writer, settings, label_kind, report, resume=resume,
+                                 fit_pages=fit_pages, batch_size=batch_size,
+                                 checkpoint_every=checkpoint_every, shard_size=shard_size,
+                                 workers=1 if engine == "ray" else workers)
+        if build is None:
+            return report
+        return _run(build, source, report, limit=limit, on_article=on_article,
+                    ray_address=ray_address)
     finally:
         writer.close()
 
 
-def _build(writer: FolderWriter, dump: Path, out: Path, settings: dict[str, Any],
-           report: BuildReport, label_kind: LabelFrom, *, limit: int | None, batch_size: int,
-           checkpoint_every: int, fit_pages: int, resume: bool, workers: int,
-           on_article: Callable[[int], None] | None, caps: dict[str, int | None]) -> BuildReport:
-    skip_through: int | None = None
-    saved = _read_progress(out)
-    if resume and saved is not None:
-        index, progress = _load_for_resume(out, saved, settings)
-        skip_through = int(progress["last_pageid"])
-        report.resumed_after_pageid = skip_through
-        if progress.get("exhausted"):
-            logger.info("%s already holds the whole dump (%d articles)", out, len(index))
-            report.articles_indexed, report.complete = len(index), True
-            return report
-    else:
-        if resume:
-            logger.info("nothing to resume in %s; starting from the beginning", out)
-        elif isinstance(saved, dict) and not saved.get("complete", True):
-            raise ValueError(f"{out} holds an unfinished build; pass resume=True to continue it, "
-                             "or delete the folder to start again")
-        index = _make_index(settings["encoder"], settings["metric"])
-        progress = {}
-    builder = _DumpBuild(index, writer, settings, label_kind, report, fit_pages=fit_pages,
-                             batch_size=batch_size, checkpoint_every=checkpoint_every)
-    remaining = None if limit is None else limit - len(index)
+def _run(build: _DumpBuild, source: Any, report: BuildReport, *, limit: int | None,
+         on_article: Callable[[int], None] | None, ray_address: str | None) -> BuildReport:
+    remaining = None if limit is None else limit - build.builder.count
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         if remaining is None or remaining > 0:
-            pages = iter_dump(dump, limit=remaining, skip_through=skip_through,
-                              stats=report.stats, workers=workers, **caps)
-            for page in pages:
-                builder.push(page)
-                if on_article is not None:
-                    on_article(1)
-        builder.exhausted = remaining is None or report.articles_this_run < remaining
-        builder.finish(complete=True)
+            feed = dict(stats=report.stats, limit=remaining,
+                        skip_through=report.resumed_after_pageid,
+                        on_article=build.counted(on_article))
+            if report.engine == "ray":
+                source.feed_ray(build.builder, address=ray_address, **feed)
+            else:
+                source.feed(build.builder, **feed)
+        build.exhausted = remaining is None or report.articles_this_run < remaining
+        build.finish(complete=True)
     except DumpError as e:
-        builder.finish(complete=False, error=str(e))
+        build.finish(complete=False, error=str(e))
         report.error = str(e)
-        if len(builder.index) == 0:
+        if build.builder.count == 0:
             raise
-        error = DumpError(f"{e}; the {len(builder.index)} article(s) read before it are "
-                          f"indexed in {out}", pages_read=e.pages_read)
+        error = DumpError(f"{e}; the {build.builder.count} article(s) read before it are "
+                          f"indexed in {build.out}", pages_read=e.pages_read)
         error.report = report  # type: ignore[attr-defined]
         raise error from e
     except KeyboardInterrupt:
-        builder.finish(complete=False, error="interrupted")
+        build.builder.close()  # the work in flight is dropped: it is redone on resume
+        build.finish(complete=False, error="interrupted")
         raise
     finally:
+        build.builder.close()
         report.seconds = time.perf_counter() - start
         report.pages_per_s = report.articles_this_run / report.seconds if report.seconds else 0.0
         report.cpu_seconds = _cpu_seconds() - cpu_start
+        report.cpu_seconds_by_stage = {k: round(v, 3) for k, v in build.builder.seconds.items()}
         report.peak_memory_mib = peak_memory_mib()
-        if workers > 1:
-            report.worker_peak_memory_mib = peak_memory_mib(resource.RUSAGE_CHILDREN)
-        report.articles_indexed = len(builder.index)
+        peaks = build.builder.worker_peak_mib.values()
+        report.worker_peak_memory_mib = max(peaks) if peaks else (
+            peak_memory_mib(resource.RUSAGE_CHILDREN) if report.workers > 1 else 0.0)
+        report.articles_indexed = build.builder.count
+        report.shards = max(1, len(build.builder.sink.records) + bool(len(build.builder.index)))
     return report
 
 
 class _DumpBuild:
     """The dump's use of the one :class:`~simtools.index.builder.IndexBuilder`: pages become
-    documents, and every checkpoint saves the progress record beside the index."""
+    documents, and every checkpoint saves the progress record with the index."""
 
-    def __init__(self, index: Any, writer: FolderWriter, settings: dict[str, Any],
-                 label_from: LabelFrom, report: BuildReport, *, fit_pages: int, batch_size: int,
-                 checkpoint_every: int) -> None:
-        from ..index.builder import IndexBuilder
-
-        self.index = index
-        self.out = writer.path
+    def __init__(self, builder: Any, out: Path, settings: dict[str, Any],
+                 report: BuildReport) -> None:
+        self.builder = builder
+        self.out = out
         self.settings = settings
-        self.label_from = label_from
         self.report = report
         self.exhausted = False
         self._state: dict[str, Any] = {"complete": False, "error": None}
+
+    @classmethod
+    def start(cls, writer: FolderWriter, settings: dict[str, Any], label_from: LabelFrom,
+              report: BuildReport, *, resume: bool, fit_pages: int, batch_size: int,
+              checkpoint_every: int, shard_size: int, workers: int) -> _DumpBuild | None:
+        """A new build, or the one to resume (None: it is complete already)."""
+        from ..index.builder import IndexBuilder
+        from ..index.shards_sink import ShardSink
+
+        out = writer.path
+        saved = read_progress(out, PROGRESS_NAME)
+        holder: list[_DumpBuild] = []
+
+        def progress(last: Document | None) -> dict[str, Any]:
+            return holder[0]._progress(last)
+
+        sink = None
+        if resume and saved is not None:
+            _check_resumable(out, saved, settings)
+            sink, _ = ShardSink.reopen(writer, shard_size, progress_name=PROGRESS_NAME,
+                                       progress=progress)
+            report.resumed_after_pageid = int(saved["last_pageid"])
+            if saved.get("exhausted"):
+                logger.info("%s already holds the whole dump (%d articles)", out, sink.count)
+                report.articles_indexed, report.complete = sink.count, True
+                report.shards = max(1, len(sink.records) + bool(len(sink.open)))
+                return None
+        elif resume:
+            logger.info("nothing to resume in %s; starting from the beginning", out)
+        elif isinstance(saved, dict) and not saved.get("complete", True):
+            raise ValueError(f"{out} holds an unfinished build; pass resume=True to continue it, "
+                             "or delete the folder to start again")
+        index = sink.open if sink is not None else _make_index(settings["encoder"],
+                                                               settings["metric"])
 
         def skipped(_: Any) -> None:
             report.skipped_no_tokens += 1
 
         # A vocabulary-free encoder is "fitted" by its first batch; others wait for fit_pages.
         fit_first = batch_size if settings["encoder"] == "hashing" else fit_pages
-        self.builder = IndexBuilder(index, fit_first=fit_first, batch_size=batch_size,
-                                    add_every=ADD_EVERY, writer=writer,
-                                    checkpoint_every=checkpoint_every,
-                                    extra_files=self._write_progress, on_skip=skipped)
+        builder = IndexBuilder(index, fit_first=fit_first, batch_size=batch_size,
+                               add_every=ADD_EVERY, writer=writer,
+                               checkpoint_every=checkpoint_every, on_skip=skipped,
+                               shard_size=shard_size, progress_name=PROGRESS_NAME,
+                               progress=progress, workers=workers, sink=sink)
+        build = cls(builder, out, settings, report)
+        holder.append(build)
+        return build
 
-    def push(self, page: DumpPage) -> None:
-        self.report.articles_this_run += 1
-        checkpoints = self.builder.checkpoints
-        self.builder.push(page_document(page, self.label_from))
-        if self.builder.checkpoints != checkpoints:
-            self._logged()
+    def counted(self, on_article: Callable[[int], None] | None) -> Callable[[int], None]:
+        """``on_article``, counting the articles of this run and logging checkpoints."""
+        checkpoints = [self.builder.checkpoints]
+
+        def one(n: int) -> None:
+            self.report.articles_this_run += n
+            if self.builder.checkpoints != checkpoints[0]:
+                checkpoints[0] = self.builder.checkpoints
+                self._logged()
+            if on_article is not None:
+                on_article(n)
+
+        return one
 
     def finish(self, *, complete: bool, error: str | None = None) -> None:
         self.builder.finish()
-        if len(self.index) == 0:
+        if self.builder.count == 0:
             if error is None:
                 raise InputError("the dump holds no article with text; nothing was indexed")
             return
@@ -344,21 +360,19 @@ class _DumpBuild:
         self._logged()
         self.report.complete = complete
 
-    def _last_pageid(self) -> int | None:
-        last = self.builder.last
+    def _last_pageid(self, last: Document | None) -> int | None:
         return int(last.id) if last is not None and last.id is not None \
             else self.report.resumed_after_pageid
 
-    def _write_progress(self, folder: Path) -> None:
+    def _progress(self, last: Document | None) -> dict[str, Any]:
         complete = self._state["complete"]
-        write_json(folder / PROGRESS_NAME, {
-            "format_version": PROGRESS_VERSION, "settings": self.settings,
-            "last_pageid": self._last_pageid(), "articles": len(self.index),
-            "complete": complete, "exhausted": complete and self.exhausted,
-            "error": self._state["error"],
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        return {"format_version": PROGRESS_VERSION, "settings": self.settings,
+                "last_pageid": self._last_pageid(last), "articles": self.builder.sink.count,
+                "complete": complete, "exhausted": complete and self.exhausted,
+                "error": self._state["error"],
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     def _logged(self) -> None:
         self.report.checkpoints = self.builder.checkpoints
-        logger.info("checkpoint: %d articles in %s (last page id %s)", len(self.index),
-                    self.out, self._last_pageid())
+        logger.info("checkpoint: %d articles in %s (last page id %s)", self.builder.count,
+                    self.out, self._last_pageid(self.builder.last))

@@ -1,0 +1,408 @@
+"""A sharded index: one :class:`~simtools.index.Index` whose rows live in several shards.
+
+A :class:`ShardedIndex` is an ``Index`` (ids, labels, encoder and every method are the same)
+whose backend is a :class:`ShardedBackend`: consecutive runs of ``shard_size`` rows, each an
+ordinary backend. Positions stay global: shard 0 holds the first rows, shard 1 the next, and
+so on, so a document's position is where it would be in one unsharded index.
+
+- Adding goes to the last shard (a new one opens when it is full); removing goes to the shard
+  that holds each id. Only the shards that changed are written at the next :meth:`save`.
+- A search runs every shard on a thread pool and merges their top ``k`` exactly: by score,
+  then by position (shard order, then position in the shard). For the exact backends the
+  results are those of one unsharded index over the same documents, ties in the top k listed
+  in the same order. (As for one index, which of several documents tied at the k-th place is
+  kept is each shard's choice.) Sparse inner-product scores are recomputed from each
+  candidate's row before the merge, so that a document scores the same whatever shard holds
+  it (they may differ from one index's own in the last bit). FAISS HNSW and IVF shards are
+  approximate each on their own.
+- Saved, it is a folder of shards (:mod:`simtools.index.shards_store`); a one-shard index is
+  saved as today's one-folder index, so nothing changes for small corpora.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_vectors, is_sparse
+from ..errors import FormatError, InputError
+from ..folders import FolderWriter
+from .backend import Backend, BackendKind, InnerMetric
+from .backends import make_backend, move_backend
+from .device import Device
+from .shards_store import ShardRecord, ShardStore, open_shards, read_manifest, remove_unlisted
+from .store import Index
+
+__all__ = ["DEFAULT_SHARD_SIZE", "ShardedBackend", "ShardedIndex", "check_shard_size",
+           "merge_topk_shards"]
+
+#: Documents per shard unless told: a checkpoint rewrites at most one shard of this size
+#: (about 150 MB for 384-d dense vectors, 100-400 MB for sparse ones), and an index below it
+#: is saved as one folder, as before shards existed.
+DEFAULT_SHARD_SIZE = 100_000
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="simtools-shard")
+    return _POOL
+
+
+def check_shard_size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"shard_size must be a positive number of documents, got {value!r}")
+    return int(value)
+
+
+def merge_topk_shards(parts: list[tuple[np.ndarray, np.ndarray]], offsets: list[int], k: int,
+                      largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of several shards' ``(scores, local positions)``, by score and then by
+    global position (``offsets[i]`` + local); a missing neighbour (-1) comes last."""
+    scores = np.concatenate([p[0] for p in parts], axis=1).astype(np.float32, copy=False)
+    positions = np.concatenate(
+        [np.where(p[1] >= 0, p[1] + off, -1) for p, off in zip(parts, offsets)], axis=1)
+    missing = positions < 0
+    key = np.where(missing, np.inf, -scores if largest else scores)
+    tie = np.where(missing, np.iinfo(np.int64).max, positions)
+    order = np.lexsort((tie, key), axis=1)[:, :k]
+    return (np.take_along_axis(scores, order, axis=1),
+            np.take_along_axis(positions, order, axis=1))
+
+
+def _sparse_products(Q: Any, X: Any, positions: np.ndarray) -> np.ndarray:
+    """The inner products of each query with its candidate rows, in float64 from the rows
+    alone, rounded to float32: the same for a document whichever shard holds it. (A sparse
+    shard's own scores group a document's terms by how frequent they are in that shard, so
+    they can differ in the last bit from shard to shard, and exact ties would not be.)"""
+    nq, k = positions.shape
+    rows = np.repeat(np.arange(nq), k)
+    flat = positions.ravel()
+    ok = flat >= 0
+    out = np.full(nq * k, -np.inf)
+    if ok.any():
+        pairs = X[flat[ok]].astype(np.float64).multiply(Q[rows[ok]].astype(np.float64))
+        out[ok] = np.asarray(pairs.sum(axis=1)).ravel()
+    return out.astype(np.float32).reshape(nq, k)
+
+
+class ShardedBackend:
+    """The :class:`~simtools.index.backend.Backend` protocol over shards of consecutive rows."""
+
+    def __init__(self, kind: BackendKind, dim: int, inner_metric: InnerMetric, sparse: bool,
+                 options: dict[str, Any], shard_size: int,
+                 shards: list[Backend] | None = None, *, device: Device | str = Device.AUTO,
+                 dtype: str = "float32") -> None:
+        self.kind = kind
+        self.device, self.dtype = Device(device), dtype
+        self.inner_metric = inner_metric
+        self.sparse = sparse
+        self.options = options
+        self.shard_size = check_shard_size(shard_size)
+        self._dim = int(dim)
+        self.shards: list[Backend] = list(shards or [])
+        #: per shard: the folder it was last saved as (None: never, or changed since)
+        self.saved: list[ShardRecord | None] = [None] * len(self.shards)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.shards)
+
+    def offsets(self) -> list[int]:
+        """The global position of each shard's first row."""
+        out, total = [], 0
+        for shard in self.shards:
+            out.append(total)
+            total += len(shard)
+        return out
+
+    def _new_shard(self) -> Backend:
+        shard = make_backend(self.kind, self._dim, self.inner_metric, self.sparse, self.options,
+                             device=self.device, dtype=self.dtype)
+        self.shards.append(shard)
+        self.saved.append(None)
+        return shard
+
+    def add(self, X: Any) -> None:
+        start = 0
+        while start < X.shape[0]:
+            last = self.shards[-1] if self.shards else None
+            if last is None or len(last) >= self.shard_size:
+                last = self._new_shard()
+            room = self.shard_size - len(last)
+            last.add(X[start:start + room])
+            self.saved[len(self.shards) - 1] = None
+            start += room
+
+    def remove(self, positions: np.ndarray) -> None:
+        positions = np.asarray(positions, dtype=np.int64)
+        offsets = self.offsets()
+        for i, (shard, off) in enumerate(zip(self.shards, offsets)):
+            local = positions[(positions >= off) & (positions < off + len(shard))] - off
+            if local.size:
+                shard.remove(local)
+                self.saved[i] = None
+        # A shard left empty holds no position: drop it (the positions after it are unchanged).
+        kept = [i for i, shard in enumerate(self.shards) if len(shard)]
+        self.shards = [self.shards[i] for i in kept]
+        self.saved = [self.saved[i] for i in kept]
+
+    def search(self, Q: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        live = [(s, off) for s, off in zip(self.shards, self.offsets()) if len(s)]
+        rescore = self.sparse and self.inner_metric is InnerMetric.IP and len(live) > 1
+
+        def one(item: tuple[Backend, int]) -> tuple[np.ndarray, np.ndarray]:
+            scores, positions = item[0].search(Q, min(k, len(item[0])))
+            if rescore:
+                scores = _sparse_products(Q, item[0].vectors, positions)  # type: ignore[attr-defined]
+            return scores, positions
+
+        parts = list(_pool().map(one, live)) if len(live) > 1 else [one(live[0])]
+        return merge_topk_shards(parts, [off for _, off in live], k,
+                                 self.inner_metric is InnerMetric.IP)
+
+    @property
+    def vectors(self) -> Any:
+        """Every row in position order (None when a shard does not keep its vectors)."""
+        blocks: list[Any] = [getattr(s, "vectors", None) for s in self.shards]
+        if any(b is None for b in blocks):
+            return None
+        if self.sparse:
+            import scipy.sparse as sp
+
+            return sp.vstack(blocks, format="csr", dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
+
+    def move(self, device: Device | str, dtype: str) -> None:
+        """Serve every shard (and those added later) on ``device``."""
+        self.shards = [move_backend(shard, device, dtype) for shard in self.shards]
+        self.device, self.dtype = Device(device), dtype
+
+    def release_buffer(self) -> None:
+        for shard in self.shards:
+            release = getattr(shard, "release_buffer", None)
+            if release is not None:
+                release()
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Save as one backend (a one-shard index, or an exact one merged)."""
+        if len(self.shards) == 1:
+            return self.shards[0].save(folder)
+        if self.kind is not BackendKind.EXACT:
+            raise InputError(f"a {self.kind.value} index in {len(self.shards)} shards cannot be "
+                             "written as one folder; save it with ShardedIndex.save(path)")
+        merged = make_backend(self.kind, self._dim, self.inner_metric, self.sparse, {},
+                              device=Device.CPU)
+        merged.add(self.vectors)
+        return merged.save(folder)
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any], *, mmap: bool = True) -> Backend:
+        raise InputError("a sharded index is read with ShardedIndex.load(path)")
+
+
+class ShardedIndex(Index):
+    """An :class:`~simtools.index.Index` in shards of ``shard_size`` documents (see the module
+    docstring). Takes the same arguments as ``Index``, plus ``shard_size``."""
+
+    def __init__(self, encoder: Any = None, *, metric: Any = None, backend: Any = "exact",
+                 shard_size: int = DEFAULT_SHARD_SIZE, **options: Any) -> None:
+        super().__init__(encoder, metric=metric, backend=backend, **options)
+        self.shard_size = check_shard_size(shard_size)
+        self._saved_at: Path | None = None  # the folder the shard records refer to
+        self._encoder_entry: dict[str, Any] | None = None
+
+    @property
+    def shards(self) -> ShardedBackend | None:
+        return self._backend  # type: ignore[return-value]
+
+    @property
+    def n_shards(self) -> int:
+        return 0 if self._backend is None else len(self.shards.shards)  # type: ignore[union-attr]
+
+    def add_vectors(self, vectors: Any, **columns: Any) -> list[str]:
+        if self._backend is None:
+            vectors = check_vectors(vectors)
+            self._backend = ShardedBackend(self.backend_kind, vectors.shape[1], self.inner_metric,
+                                           is_sparse(vectors), self.options, self.shard_size,
+                                           device=self.device, dtype=self.dtype)
+        return super().add_vectors(vectors, **columns)
+
+    def with_metric(self, metric: Any) -> Index:
+        other = super().with_metric(metric)
+        if other is self:
+            return self
+        sharded = ShardedIndex(self.encoder, metric=other.metric, backend=self.backend_kind,
+                               shard_size=self.shard_size, device=self.device, dtype=self.dtype,
+                               **self.options)
+        sharded.add_vectors(self.stored_vectors(raw=True), ids=self.ids, labels=self.labels,
+                            titles=self.titles, metadata=self.metadata)
+        sharded._next_id = self._next_id
+        return sharded
+
+    def use_device(self, device: str | Device = "auto", *, dtype: str = "float32") -> Index:
+        """Search every shard on ``device`` from now on (see :meth:`Index.use_device`)."""
+        self.device = check_choice(device, Device, name="device")
+        self.dtype = dtype
+        if self.shards is not None:
+            self.shards.move(self.device, dtype)
+        return self
+
+    # -- persistence ------------------------------------------------------------------------
+    def shard_view(self, number: int) -> Index:
+        """Shard ``number`` as an ordinary, vectors-only :class:`Index` (shares its backend)."""
+        backend = self.shards
+        assert backend is not None
+        start = backend.offsets()[number]
+        shard = backend.shards[number]
+        stop = start + len(shard)
+        view = Index(None, metric=self.metric, backend=self.backend_kind, **self.options)
+        view._backend = shard
+        view.ids, view.titles = self.ids[start:stop], self.titles[start:stop]
+        view.labels, view.metadata = self.labels[start:stop], self.metadata[start:stop]
+        view._id_set = set(view.ids)
+        view._norms = self._norms[start:stop]
+        return view
+
+    def manifest_fields(self) -> dict[str, Any]:
+        backend = self.shards
+        return {"metric": self.metric.value, "backend": self.backend_kind.value,
+                "options": self.options, "next_id": self._next_id, "shard_size": self.shard_size,
+                "dim": self.dim, "sparse": self.sparse,
+                "inner_metric": None if backend is None else backend.inner_metric.value}
+
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the index to the folder ``path``: one folder per shard plus a manifest, only
+        the shards changed since the last save or load there being written. A one-shard index
+        is saved as an ordinary one-folder index (unless ``path`` is sharded already)."""
+        if self._backend is None:
+            raise ValueError("the index is empty; add documents before saving")
+        with FolderWriter(path, kind="index", force=force) as writer:
+            if self.n_shards == 1 and read_manifest(path) is None:
+                with writer.version() as folder:
+                    self.save_into(folder)
+                remove_unlisted(writer)
+                self._forget_records()
+            else:
+                self.save_shards(ShardStore(writer))
+        return Path(path)
+
+    def _forget_records(self) -> None:
+        backend = self.shards
+        if backend is not None:
+            backend.saved = [None] * len(backend.shards)
+        self._saved_at, self._encoder_entry = None, None
+
+    def save_shards(self, store: ShardStore, *, progress: dict[str, Any] | None = None) -> None:
+        """Write the changed shards into ``store`` and publish a manifest of all of them."""
+        backend = self.shards
+        assert backend is not None
+        same = self._saved_at is not None and _same_folder(self._saved_at, store.path)
+        listed = store.listed() if same else set()
+        store.begin()
+        records: list[ShardRecord] = []
+        for i, record in enumerate(backend.saved):
+            if record is None or record.name not in listed:
+                view = self.shard_view(i)
+                record = store.write_shard(i, view.save_into, len(view))
+                backend.saved[i] = record
+            records.append(record)
+        encoder = self._encoder_entry if same and self._encoder_entry and \
+            self._encoder_entry["name"] in listed else None
+        if encoder is None and self.encoder is not None:
+            encoder = store.write_encoder(self.encoder)
+        fields = self.manifest_fields()
+        if progress is not None:
+            fields["progress"] = progress
+        store.publish(fields, records, encoder)
+        self._saved_at, self._encoder_entry = store.path, encoder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> ShardedIndex:
+        """Read a sharded index folder (or a one-folder index, as one shard)."""
+        if read_manifest(path) is None:
+            plain = Index.load(path, mmap=mmap)
+            return cls.from_index(plain)
+        with open_shards(path) as (manifest, folders, encoder_folder):
+            shards = [Index._load_files(folder, mmap=mmap) for folder in folders]
+            encoder = None
+            if encoder_folder is not None:
+                from ..encoders.base import load_encoder
+
+                encoder = load_encoder(encoder_folder)
+        return cls._assemble(Path(path), manifest, shards, encoder)
+
+    @classmethod
+    def from_index(cls, index: Index, *, shard_size: int | None = None) -> ShardedIndex:
+        """``index`` as a one-shard ShardedIndex (sharing its backend and lists)."""
+        sharded = cls(index.encoder, metric=index.metric, backend=index.backend_kind,
+                      shard_size=shard_size or max(DEFAULT_SHARD_SIZE, len(index)),
+                      device=index.device, dtype=index.dtype, **index.options)
+        if index._backend is not None:
+            sharded._backend = ShardedBackend(
+                index.backend_kind, index._backend.dim, index.inner_metric, index.sparse,
+                index.options, sharded.shard_size, [index._backend], device=index.device,
+                dtype=index.dtype)
+        sharded.ids, sharded.titles = list(index.ids), list(index.titles)
+        sharded.labels, sharded.metadata = list(index.labels), list(index.metadata)
+        sharded._id_set, sharded._norms = set(index.ids), index._norms
+        sharded._next_id = index._next_id
+        return sharded
+
+    @classmethod
+    def _assemble(cls, path: Path, manifest: dict[str, Any], shards: list[Index],
+                  encoder: Any) -> ShardedIndex:
+        if not shards:
+            raise FormatError(f"{path} holds no saved index yet: its first save was "
+                              "interrupted; save it again")
+        try:
+            index = cls(None, metric=manifest["metric"], backend=manifest["backend"],
+                        shard_size=manifest["shard_size"], **manifest.get("options", {}))
+            index._next_id = int(manifest["next_id"])
+            records = [ShardRecord.from_dict(r, path) for r in manifest["shards"]]
+            dim, sparse = int(manifest["dim"]), bool(manifest["sparse"])
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, FormatError):
+                raise
+            raise FormatError(f"{path / 'config.json'} is inconsistent ({e}); rebuild the "
+                              "index") from e
+        for i, (shard, record) in enumerate(zip(shards, records)):
+            if (len(shard) != record.count or shard.dim != dim or shard.sparse != sparse
+                    or shard.metric is not index.metric):
+                raise FormatError(f"shard {i} ({record.name}) of {path} does not match the "
+                                  "manifest (count, dimension or metric); rebuild the index")
+        index.encoder = encoder
+        index._backend = ShardedBackend(index.backend_kind, dim, index.inner_metric, sparse,
+                                        index.options, index.shard_size,
+                                        [s._backend for s in shards])  # type: ignore[misc]
+        index._backend.saved = list(records)  # type: ignore[union-attr]
+        for shard in shards:
+            index.ids += shard.ids
+            index.titles += shard.titles
+            index.labels += shard.labels
+            index.metadata += shard.metadata
+        index._id_set = set(index.ids)
+        if len(index._id_set) != len(index.ids):
+            raise FormatError(f"{path}: an id appears in two shards; rebuild the index")
+        index._norms = np.concatenate([s._norms for s in shards]).astype(np.float32)
+        if encoder is not None and encoder.dim != dim:
+            raise FormatError(f"{path}: the encoder makes {encoder.dim}-d vectors but the index "
+                              f"holds {dim}-d ones; rebuild the index")
+        index._saved_at, index._encoder_entry = path, manifest.get("encoder")
+        return index
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -11,14 +11,13 @@ from typing import Any
 import click
 import numpy as np
 
-from .common import EMPTY, EMPTY_REASON, UNKNOWN, friendly_errors, read_texts, warn_unanswered
+from simtools.classify.lines import EMPTY_CODE, UNKNOWN_CODE, format_lines, statuses
+
+from .common import friendly_errors, read_texts, warn_unanswered
 
 # Texts per batch: one batch is written while the next is classified.
 BATCH = 32_768
 
-# Status of an input line: classified, UNKNOWN (the model cannot read it) or EMPTY.
-_OK, _UNKNOWN, _EMPTY = 0, 1, 2
-_STATUS_WORD = np.array(["", UNKNOWN, EMPTY], dtype=object)
 
 
 @dataclass
@@ -72,59 +71,6 @@ def _one_target(model: Any, target: str | None) -> Any:
     return model.student(target)
 
 
-def _status(texts: list[str], known: np.ndarray) -> np.ndarray:
-    """int8 ``(n,)``: _OK, _UNKNOWN or _EMPTY for every text."""
-    from simtools._validation import blank_mask
-
-    status = np.where(known, _OK, _UNKNOWN).astype(np.int8)
-    status[blank_mask(texts)] = _EMPTY
-    return status
-
-
-def _format(texts: list[str], proba: np.ndarray, labels: list[str], top_k: int, as_json: bool,
-            status: np.ndarray, unknown_reason: str) -> str:
-    """One output line per text; a text that was not classified gets UNKNOWN or EMPTY."""
-    top_k = max(1, min(top_k, len(labels)))
-    order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
-    names = np.asarray(labels, dtype=object)
-    if as_json:
-        import json
-
-        errors = {_UNKNOWN: f"{UNKNOWN}: {unknown_reason}", _EMPTY: f"{EMPTY}: {EMPTY_REASON}"}
-        lines = []
-        for text, row, best, code in zip(texts, proba.tolist(), order, status.tolist()):
-            record: dict[str, Any]
-            if code != _OK:
-                record = {"text": text, "label": None, "probabilities": {}, "error": errors[code]}
-            else:
-                record = {"text": text, "label": labels[best[0]],
-                          "probabilities": {labels[j]: round(row[j], 6) for j in best}}
-            lines.append(json.dumps(record, ensure_ascii=False))
-        return "\n".join(lines) + "\n"
-    # Probabilities are printed with 3 decimals: look the strings up instead of formatting
-    # every float (the formatting cost more than the model at 100k texts/s).
-    columns = []
-    failed = status != _OK
-    for j in range(top_k):
-        column_names = names[order[:, j]]
-        permille = np.rint(np.take_along_axis(proba, order[:, j:j + 1], axis=1)[:, 0] * 1000)
-        best = _PERMILLE[np.clip(permille.astype(np.int64), 0, 1000)]
-        if failed.any():
-            column_names[failed] = _STATUS_WORD[status[failed]]
-            best[failed] = "-"
-        columns += [column_names.tolist(), best.tolist()]
-    columns.append(texts)
-    out = "\n".join(map("\t".join, zip(*columns))) + "\n"
-    if out.count("\n") != len(texts):  # a newline inside a text given as an argument
-        columns[-1] = [text.replace("\n", "\\n") for text in texts]
-        out = "\n".join(map("\t".join, zip(*columns))) + "\n"
-    # A raw carriage return would end the line for readers with universal newlines.
-    return out.replace("\r", "\\r") if "\r" in out else out
-
-
-_PERMILLE = np.array([f"{i / 1000:.3f}" for i in range(1001)], dtype=object)
-
-
 @click.command("classify")
 @click.argument("texts", nargs=-1, required=True)
 @click.option("--model", "model_dir", type=click.Path(file_okay=False),
@@ -149,10 +95,24 @@ _PERMILLE = np.array([f"{i / 1000:.3f}" for i in range(1001)], dtype=object)
               help="With a model of one student per target (`distill --data tweeteval/stance`): "
                    "the target every text is about, e.g. abortion.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text, one per line.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: classify the lines of the file INPUT on --workers Ray actors into "
+                   "--out (pip install 'simtools[ray]'); with a model only.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --engine ray: actors, each holding the model once.")
+@click.option("--ray-address", envvar="RAY_ADDRESS", default=None, metavar="HOST:PORT",
+              help="With --engine ray: the cluster to join ($RAY_ADDRESS); without one, Ray "
+                   "starts on this machine. INPUT must be readable at its path on every node.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="With --engine ray: the file to write the lines to (a new file; written in "
+                   "full before it appears).")
+@click.option("--force", is_flag=True, help="With --engine ray: replace an existing --out file.")
 @friendly_errors
 def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: str | None,
                      mode: str, k: int, weights: str, metric: str | None, top_k: int | None,
-                     allow_unknown: bool, target: str | None, as_json: bool) -> None:
+                     allow_unknown: bool, target: str | None, as_json: bool, engine: str,
+                     workers: int, ray_address: str | None, out: str | None,
+                     force: bool) -> None:
     """Label each TEXT ('-' reads one text per line from stdin).
 
     Without --model or --index it uses the bundled BBC News topic model (business,
@@ -178,6 +138,7 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
       cat tweets.txt | simtools classify - --model my-model > labels.tsv
       simtools classify "great racket skills at the net" --index wiki-index
       simtools classify --model stance --target atheism "Faith gives my life meaning"
+      simtools classify --engine ray tweets.txt --out labels.tsv --workers 8
     """
     if model_dir and index_dir:
         raise click.UsageError("give either --model or --index, not both")
@@ -189,10 +150,17 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
         raise click.BadParameter(f"must be at least 1, got {top_k}", param_hint="--top-k")
     options = {"mode": mode, "k": k, "weights": weights, "metric": metric,
                "allow_unknown": allow_unknown, "target": target}
+    if engine == "ray":
+        _classify_on_ray(texts, model_dir, index_dir, out, force, options, top_k=top_k,
+                         as_json=as_json, workers=workers, address=ray_address)
+        return
+    if out is not None:
+        raise click.UsageError("--out is for --engine ray; without it the lines go to stdout "
+                               "(redirect them: > labels.tsv)")
     all_texts = read_texts(texts, keep_blank=True)
     clf = _load(model_dir, index_dir, options)
     batches = [all_texts[i:i + BATCH] for i in range(0, len(all_texts), BATCH)]
-    out = sys.stdout
+    sink = sys.stdout
     unknown: list[int] = []
     empty: list[int] = []
     # A pipeline: the next batch is classified (numpy, off the GIL) while this one is written.
@@ -202,11 +170,48 @@ def classify_command(texts: tuple[str, ...], model_dir: str | None, index_dir: s
             proba, known = pending.result()
             if i + 1 < len(batches):
                 pending = pool.submit(clf.predict, batches[i + 1])
-            status = _status(batch, known)
-            out.write(_format(batch, proba, clf.labels, top_k, as_json, status, clf.unknown_reason))
-            unknown.extend((np.flatnonzero(status == _UNKNOWN) + i * BATCH).tolist())
-            empty.extend((np.flatnonzero(status == _EMPTY) + i * BATCH).tolist())
-    out.flush()
+            status = statuses(batch, known)
+            sink.write(format_lines(batch, proba, clf.labels, top_k, as_json, status,
+                                   clf.unknown_reason))
+            unknown.extend((np.flatnonzero(status == UNKNOWN_CODE) + i * BATCH).tolist())
+            empty.extend((np.flatnonzero(status == EMPTY_CODE) + i * BATCH).tolist())
+    sink.flush()
     # Every line was written; those not classified are marked in the output, and counted here.
     warn_unanswered(all_texts, unknown, empty, verb="classified", reason=clf.unknown_reason,
                     advice=clf.advice)
+
+
+def _classify_on_ray(texts: tuple[str, ...], model_dir: str | None, index_dir: str | None,
+                     out: str | None, force: bool, options: dict[str, Any], *, top_k: int,
+                     as_json: bool, workers: int, address: str | None) -> None:
+    """``classify --engine ray INPUT --out OUTPUT``: every line of INPUT, one line in OUTPUT."""
+    import os
+
+    from simtools.classify.ray_file import classify_file_ray
+    from simtools.engines.ray_session import import_ray
+
+    if index_dir is not None:
+        raise click.UsageError("--engine ray classifies with a model; leave --index out")
+    if len(texts) != 1 or texts[0] == "-":
+        raise click.UsageError("--engine ray classifies the lines of one file: give its path "
+                               "as INPUT (not texts or '-'), e.g. classify --engine ray "
+                               "tweets.txt --out labels.tsv")
+    if out is None:
+        raise click.UsageError("--engine ray writes to a file: give it with --out, e.g. "
+                               "--out labels.tsv")
+    if os.path.exists(out) and not force:
+        raise click.UsageError(f"{out} exists; choose a new --out, or pass --force to replace it")
+    import_ray()
+    reason = ("no word or symbol the model can read" if options["allow_unknown"] else
+              "no letter or digit in the scripts the model was trained on")
+    advice = ("remove such lines or give them some words" if options["allow_unknown"] else
+              "use a model trained on that language, or --allow-unknown")
+    with click.progressbar(length=os.path.getsize(texts[0]), label="classifying",
+                           file=sys.stderr) as bar:
+        report = classify_file_ray(texts[0], out, model_dir=model_dir, target=options["target"],
+                                   allow_unknown=options["allow_unknown"], top_k=top_k,
+                                   as_json=as_json, unknown_reason=reason, workers=workers,
+                                   address=address, on_bytes=bar.update)
+    warn_unanswered(report.lines, report.unknown, report.empty, verb="classified",
+                    reason=reason, advice=advice, example=report.first_unknown_text)
+    click.echo(f"classified {report.lines} lines into {out}", err=True)

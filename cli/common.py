@@ -14,14 +14,13 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+# EMPTY and UNKNOWN: the records of an input line with nothing visible, and of one the model
+# or index cannot read.
+from simtools.classify.lines import EMPTY, EMPTY_REASON, UNKNOWN, split_lines
 from simtools.errors import SimtoolsError
 
 __all__ = ["CLOSED_PIPE", "EMPTY", "EMPTY_REASON", "UNKNOWN", "LazyGroup", "emit_json", "encoding_option", "in_flags",
            "friendly_errors", "progress", "read_texts", "tsv_safe", "warn", "warn_unanswered"]
-
-#: The record of an input line with nothing visible, and of one the model or index cannot read.
-EMPTY, UNKNOWN = "EMPTY", "UNKNOWN"
-EMPTY_REASON = "nothing visible (blank, whitespace or control characters)"
 
 #: Exit status when the reader of stdout goes away (``| head``): 128 + SIGPIPE, as a shell
 #: reports for Unix tools that the signal stops.
@@ -62,17 +61,11 @@ def read_texts(args: Iterable[str], *, what: str = "text", keep_blank: bool = Fa
         if arg == "-":
             data = sys.stdin.buffer.read()
             try:
-                # "\n" only: splitlines() would also split a text at U+2028, U+0085 or \f, and
-                # the outputs would no longer line up with the input lines.
                 text = data.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise click.UsageError(f"stdin is not UTF-8 ({e}); convert it, e.g. with iconv") from None
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            lines = text.split("\n")
+            lines = split_lines(text)
             if keep_blank:
-                if lines[-1] == "":
-                    lines.pop()  # the newline that ends the last line
                 texts.extend(lines)
             else:
                 # filter() with a C predicate: no Python-level loop over a million lines.
@@ -102,9 +95,10 @@ def warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
-def warn_unanswered(texts: Sequence[str], unknown: Sequence[int], empty: Sequence[int], *,
-                    verb: str, reason: str, advice: str) -> None:
-    """Warn about the input lines written as UNKNOWN (``reason``) or EMPTY (0-based positions)."""
+def warn_unanswered(texts: Sequence[str] | int, unknown: Sequence[int], empty: Sequence[int], *,
+                    verb: str, reason: str, advice: str, example: str | None = None) -> None:
+    """Warn about the input lines written as UNKNOWN (``reason``) or EMPTY (0-based positions).
+    ``texts`` is the input lines, or their number with ``example`` the first UNKNOWN one."""
     if not unknown and not empty:
         return
     parts = []
@@ -112,9 +106,11 @@ def warn_unanswered(texts: Sequence[str], unknown: Sequence[int], empty: Sequenc
         parts.append(f"{len(empty)} {EMPTY} (nothing visible, e.g. line {empty[0] + 1})")
     if unknown:
         first = unknown[0]
+        shown = texts[first] if example is None and not isinstance(texts, int) else example
         parts.append(f"{len(unknown)} {UNKNOWN} ({reason}, e.g. line {first + 1}: "
-                     f"{texts[first][:40]!r}; {advice})")
-    warn(f"{len(unknown) + len(empty)} of {len(texts)} line(s) could not be {verb}: "
+                     f"{(shown or '')[:40]!r}; {advice})")
+    total = texts if isinstance(texts, int) else len(texts)
+    warn(f"{len(unknown) + len(empty)} of {total} line(s) could not be {verb}: "
          f"{', '.join(parts)}; they are marked so in the output")
 
 

@@ -74,6 +74,18 @@ def workers_option(func: Any) -> Any:
         "number of cores. The index is the same for any number.")(func)
 
 
+def engine_options(func: Any) -> Any:
+    """``--engine`` and ``--ray-address``: where the cleaning and encoding run."""
+    func = click.option(
+        "--ray-address", envvar="RAY_ADDRESS", default=None, metavar="HOST:PORT",
+        help="With --engine ray: the cluster to join (host:port or ray://host:port; "
+        "$RAY_ADDRESS). Without one, Ray is started on this machine.")(func)
+    return click.option(
+        "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+        help="local: --workers processes on this machine; ray: --workers Ray actors "
+        "(pip install 'simtools[ray]'), read through Ray Data. The index is the same.")(func)
+
+
 def device_option(func: Any) -> Any:
     """``--device``: where exact dense search runs (index and search commands)."""
     return click.option(
@@ -125,12 +137,14 @@ def index_group() -> None:
               help="Fail on a document with no token the encoder knows instead of skipping it.")
 @shard_size_option
 @workers_option
+@engine_options
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @friendly_errors
 def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, metric: str | None,
                   backend: str, encoding: str | None, strict: bool, shard_size: int,
-                  workers: int, device: str, as_json: bool) -> None:
+                  workers: int, engine: str, ray_address: str | None, device: str,
+                  as_json: bool) -> None:
     """Index text files, class folders, or CSV/TSV/JSONL tables.
 
     A document with no token the encoder knows (an emoji alone, or 'P O S T E D.' for a
@@ -157,6 +171,7 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
       simtools index files bbc-news --out bbc-hybrid --encoder hybrid
       simtools index files tweets.jsonl --out tweets-index --encoder student
       simtools index files notes/ --out notes-index --encoding cp1252
+      simtools index files big.jsonl --out big-index --engine ray --workers 8
     """
     from simtools.encoders import make_encoder
     from simtools.index.build import build_index
@@ -165,10 +180,10 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
     encoder = pick_encoder(encoder, metric)
     hybrid, dense = _hybrid_settings(encoder, metric, backend)
     ctx = click.get_current_context()
-    if hybrid and (workers != 1 or ctx.get_parameter_source("shard_size")
+    if hybrid and (workers != 1 or engine != "local" or ctx.get_parameter_source("shard_size")
                    is not click.core.ParameterSource.DEFAULT):
         raise click.UsageError("--encoder hybrid builds one unsharded index in this process; "
-                               "leave --workers and --shard-size out")
+                               "leave --workers, --engine and --shard-size out")
     vectoriser = make_encoder("bm25" if hybrid else encoder)  # a wrong name fails now
     metric = resolve_metric(vectoriser, metric)
     if backend != "exact" and vectoriser.sparse:
@@ -180,8 +195,15 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
         from simtools.index.device import resolve_device
 
         resolve_device(device)  # --device cuda without a GPU fails before any file is read
-    documents = _read_all(paths, encoding)
     skipped: list[Document] = []
+    if engine == "ray":
+        count, dim = _files_on_ray(paths, out, vectoriser, metric=metric, backend=backend,
+                                   force=force, encoding=encoding, strict=strict,
+                                   shard_size=shard_size, workers=workers, address=ray_address,
+                                   skipped=skipped)
+        _report_files(out, count, dim, encoder, metric, skipped, started, as_json)
+        return
+    documents = _read_all(paths, encoding)
 
     def skip(document: Document) -> None:
         if strict:
@@ -205,19 +227,43 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
     index.save(out, force=force)
     if hybrid:
         metric = index.metric
+    dim = index.dense.dim if hybrid else index.dim
+    _report_files(out, len(index), dim, encoder, metric, skipped, started, as_json)
+
+
+def _files_on_ray(paths: tuple[str, ...], out: str, vectoriser: Any, *, metric: str,
+                  backend: str, force: bool, encoding: str | None, strict: bool,
+                  shard_size: int, workers: int, address: str | None,
+                  skipped: list[Document]) -> tuple[int, int]:
+    """``index files --engine ray``: read, clean and encode on Ray; saved into ``out``.
+    Returns the number of documents indexed and their dimension."""
+    from simtools.engines.ray_session import import_ray
+    from simtools.index.build_ray import build_files_ray
+
+    import_ray()  # Ray missing: the pip install to run, before anything is read
+    reporter = None if strict else skipped.append
+    builder = build_files_ray(list(paths), out, encoder=vectoriser, metric=metric,
+                              backend=backend, shard_size=shard_size, workers=workers,
+                              encoding=encoding, address=address, force=force,
+                              on_skip=reporter)
+    return builder.count, builder.index.dim or 0
+
+
+def _report_files(out: str, count: int, dim: int, encoder: str, metric: str,
+                  skipped: list[Document], started: float, as_json: bool) -> None:
+    """The summary of ``index files``: a line on stderr, or the --json object."""
     seconds = time.perf_counter() - started
     if skipped:
         shown = ", ".join(f"{_where(d)} ({d.text[:30]!r})" for d in skipped[:5])
         warn(f"skipped {len(skipped)} document(s) with no token the {encoder} encoder knows: "
              f"{shown}{', ...' if len(skipped) > 5 else ''}; pass --strict to fail instead")
-    dim = index.dense.dim if hybrid else index.dim
-    summary = {"out": out, "documents": len(index), "dim": dim, "metric": metric,
+    summary = {"out": out, "documents": count, "dim": dim, "metric": metric,
                "encoder": encoder, "seconds": round(seconds, 3),
                "skipped": [{"source": d.source, "line": d.line} for d in skipped]}
     if as_json:
         emit_json(summary)
     else:
-        click.echo(f"indexed {len(index)} documents into {out} ({encoder}, {metric}, "
+        click.echo(f"indexed {count} documents into {out} ({encoder}, {metric}, "
                    f"dim {dim}) in {seconds:.1f} s", err=True)
 
 

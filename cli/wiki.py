@@ -16,6 +16,7 @@ from .index import (
     ENCODER_HELP,
     METRIC_HELP,
     METRICS,
+    engine_options,
     pick_encoder,
     resolve_metric,
     shard_size_option,
@@ -169,6 +170,7 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
               help="The dump's -multistream-index.txt.bz2, when it is not beside FILE under the "
                    "name Wikimedia gives it (FILE is then read by byte offset).")
 @shard_size_option
+@engine_options
 @click.option("--max-page-bytes", type=click.IntRange(min=0), default=2 * 1024 * 1024,
               show_default=True,
               help="Skip (and count) pages with more wikitext than this, in bytes; their text "
@@ -183,8 +185,9 @@ def wikipedia_command(titles: tuple[str, ...], out: Path, force: bool, api_url: 
 @friendly_errors
 def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, label_from: str, encoder: str,
                  metric: str | None, batch_size: int, checkpoint_every: int, fit_pages: int,
-                 workers: int, index_file: Path | None, shard_size: int, max_page_bytes: int,
-                 max_nesting: int, resume: bool, as_json: bool) -> None:
+                 workers: int, index_file: Path | None, shard_size: int, engine: str,
+                 ray_address: str | None, max_page_bytes: int, max_nesting: int, resume: bool,
+                 as_json: bool) -> None:
     """Index the articles of a MediaWiki pages-articles dump (.xml.bz2), streamed.
 
     Redirects, non-article pages, second pages with an id already seen, and pages over
@@ -199,6 +202,8 @@ def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, lab
       simtools index dump enwiki-latest-pages-articles.xml.bz2 --out enwiki-index \\
           --limit 100000 --label-from category
       simtools index dump enwiki-latest-pages-articles.xml.bz2 --out enwiki-index --resume
+      simtools index dump enwiki-latest-pages-articles-multistream.xml.bz2 --out enwiki-index \\
+          --engine ray --workers 16 --ray-address 10.0.0.5:6379
     """
     from simtools.wiki.build import build_dump_index
     from simtools.wiki.dump import DumpError
@@ -209,7 +214,8 @@ def dump_command(dump_file: Path, out: Path, force: bool, limit: int | None, lab
                                "limit": limit, "batch_size": batch_size,
                                "checkpoint_every": checkpoint_every, "fit_pages": fit_pages,
                                "workers": workers, "shard_size": shard_size,
-                               "index_file": index_file,
+                               "index_file": index_file, "engine": engine,
+                               "ray_address": ray_address,
                                "resume": resume, "force": force,
                                "max_page_bytes": max_page_bytes or None,
                                "max_nesting": max_nesting or None}

@@ -417,7 +417,7 @@ def test_hybrid_files_refuse_workers_and_shards(tmp_path):
     from simtools_cli.main import main
 
     (tmp_path / "a.txt").write_text("some text", encoding="utf-8")
-    for extra in (["--workers", "2"], ["--shard-size", "5"]):
+    for extra in (["--workers", "2"], ["--shard-size", "5"], ["--engine", "ray"]):
         result = CliRunner().invoke(main, ["index", "files", str(tmp_path / "a.txt"), "--out",
                                            str(tmp_path / "i"), "--encoder", "hybrid", *extra])
-        assert result.exit_code == 2 and "leave --workers and --shard-size out" in result.output
+        assert result.exit_code == 2 and "leave --workers, --engine and --shard-size out" in result.output

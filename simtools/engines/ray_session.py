@@ -8,6 +8,7 @@ the caller, as the tests do) is used as it is. An address that cannot be reached
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -74,6 +75,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
             _reachable(address, timeout)
         _init_within(ray, timeout, address=address, num_cpus=None if address else num_cpus,
                      include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # Ray Data says at every run that progress bars are off: they are, on purpose.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
@@ -84,6 +87,14 @@ def _init_within(ray: Any, timeout: float, **options: Any) -> None:
     """``ray.init(**options)``, or a one-line error when it does not return within ``timeout``
     (a port that answers but is not Ray's)."""
     failure: list[BaseException] = []
+    if not options.get("address"):
+        # A local start: in this thread (a driver initialised from another thread is ended
+        # by Ray, silently, once a pipeline runs); there is no answer to wait for.
+        try:
+            ray.init(**options)
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            raise RayUnavailableError(f"cannot start Ray: {_first_line(e)}") from e
+        return
 
     def start() -> None:
         try:
@@ -93,16 +104,19 @@ def _init_within(ray: Any, timeout: float, **options: Any) -> None:
 
     thread = threading.Thread(target=start, daemon=True, name="simtools-ray-init")
     thread.start()
-    thread.join(timeout if options.get("address") else None)
+    thread.join(timeout)
     if thread.is_alive():
         raise RayUnavailableError(f"the Ray cluster at {options['address']} did not answer "
                                   f"within {timeout:g} s; is it a Ray head node?")
     if failure:
         error = failure[0]
         if isinstance(error, (ConnectionError, TimeoutError, RuntimeError)):
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise RayUnavailableError(f"cannot start or join Ray: {first}") from error
+            raise RayUnavailableError(f"cannot join Ray: {_first_line(error)}") from error
         raise error
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def actor_pool(workers: int) -> Any:

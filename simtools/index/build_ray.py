@@ -69,17 +69,20 @@ def _row_document(batch: dict[str, Any], i: int) -> Document:
 def _dataset(ray: Any, path: str, encoding: str | None) -> Any:
     """A Ray dataset of documents (columns text, title, label, source) for one PATH."""
     suffix = Path(path).suffix.lower()
+    # Reading takes no CPU of its own: the actors hold one each, and a read task that waited
+    # for a free CPU would wait for ever on a cluster of as many CPUs as actors.
+    light = {"ray_remote_args": {"num_cpus": 0}}
     if suffix == ".jsonl":
-        return ray.data.read_json(path, lines=True)
+        return ray.data.read_json(path, lines=True, **light)
     if suffix in (".csv", ".tsv"):
         from pyarrow import csv
 
         options = csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",",
                                    quote_char=False if suffix == ".tsv" else '"',
                                    newlines_in_values=suffix == ".csv")
-        return ray.data.read_csv(path, parse_options=options)
+        return ray.data.read_csv(path, parse_options=options, **light)
     if suffix == ".parquet":
-        return ray.data.read_parquet(path)
+        return ray.data.read_parquet(path, **light)
     rows = [{"text": d.text, "title": d.title, "label": d.label or "", "source": d.source,
              "metadata": json.dumps(d.metadata)} for d in read_documents(path, encoding=encoding)]
     return ray.data.from_items(rows)
@@ -150,6 +153,7 @@ def build_files_ray(paths: list[str], out: str | os.PathLike[str], *, encoder: A
                     on_batch: Callable[[int], None] | None = None) -> IndexBuilder:
     """Index the documents of ``paths`` into the folder ``out`` on Ray (in shards of
     ``shard_size``; one ordinary folder below that); returns the finished builder."""
+    connect(address, num_cpus=workers)  # an unreachable cluster fails before out is touched
     index = Index(encoder, metric=metric, backend=backend)
     with FolderWriter(out, kind="index", force=force) as writer:
         builder = IndexBuilder(index, batch_size=batch_size, writer=writer,

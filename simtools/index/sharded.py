@@ -36,6 +36,7 @@ from .backends import make_backend, move_backend
 from .device import Device
 from .shards_store import ShardRecord, ShardStore, open_shards, read_manifest, remove_unlisted
 from .store import Index
+from .topk import sparse_products
 
 __all__ = ["DEFAULT_SHARD_SIZE", "ShardedBackend", "ShardedIndex", "check_shard_size",
            "merge_topk_shards"]
@@ -76,22 +77,6 @@ def merge_topk_shards(parts: list[tuple[np.ndarray, np.ndarray]], offsets: list[
             np.take_along_axis(positions, order, axis=1))
 
 
-def _sparse_products(Q: Any, X: Any, positions: np.ndarray) -> np.ndarray:
-    """The inner products of each query with its candidate rows, in float64 from the rows
-    alone, rounded to float32: the same for a document whichever shard holds it. (A sparse
-    shard's own scores group a document's terms by how frequent they are in that shard, so
-    they can differ in the last bit from shard to shard, and exact ties would not be.)"""
-    nq, k = positions.shape
-    rows = np.repeat(np.arange(nq), k)
-    flat = positions.ravel()
-    ok = flat >= 0
-    out = np.full(nq * k, -np.inf)
-    if ok.any():
-        pairs = X[flat[ok]].astype(np.float64).multiply(Q[rows[ok]].astype(np.float64))
-        out[ok] = np.asarray(pairs.sum(axis=1)).ravel()
-    return out.astype(np.float32).reshape(nq, k)
-
-
 class ShardedBackend:
     """The :class:`~simtools.index.backend.Backend` protocol over shards of consecutive rows."""
 
@@ -109,6 +94,8 @@ class ShardedBackend:
         self.shards: list[Backend] = list(shards or [])
         #: per shard: the folder it was last saved as (None: never, or changed since)
         self.saved: list[ShardRecord | None] = [None] * len(self.shards)
+        #: what serves the shards when they are elsewhere ("Ray actors"): then read-only
+        self.served_by: str | None = None
 
     @property
     def dim(self) -> int:
@@ -132,7 +119,13 @@ class ShardedBackend:
         self.saved.append(None)
         return shard
 
+    def _check_writable(self) -> None:
+        if self.served_by is not None:
+            raise InputError(f"this index is served by {self.served_by} and is read-only; load "
+                             "it again with Index.load(path) to change it")
+
     def add(self, X: Any) -> None:
+        self._check_writable()
         start = 0
         while start < X.shape[0]:
             last = self.shards[-1] if self.shards else None
@@ -144,6 +137,7 @@ class ShardedBackend:
             start += room
 
     def remove(self, positions: np.ndarray) -> None:
+        self._check_writable()
         positions = np.asarray(positions, dtype=np.int64)
         offsets = self.offsets()
         for i, (shard, off) in enumerate(zip(self.shards, offsets)):
@@ -162,8 +156,8 @@ class ShardedBackend:
 
         def one(item: tuple[Backend, int]) -> tuple[np.ndarray, np.ndarray]:
             scores, positions = item[0].search(Q, min(k, len(item[0])))
-            if rescore:
-                scores = _sparse_products(Q, item[0].vectors, positions)  # type: ignore[attr-defined]
+            if rescore and not getattr(item[0], "rescored", False):
+                scores = sparse_products(Q, item[0].vectors, positions)  # type: ignore[attr-defined]
             return scores, positions
 
         parts = list(_pool().map(one, live)) if len(live) > 1 else [one(live[0])]
@@ -248,6 +242,13 @@ class ShardedIndex(Index):
                             titles=self.titles, metadata=self.metadata)
         sharded._next_id = self._next_id
         return sharded
+
+    def serve_on_ray(self, *, address: str | None = None) -> ShardedIndex:
+        """Search through one Ray actor per shard from now on, each loading its shard from this
+        index's folder (see :mod:`simtools.index.ray_shards`); the results are the same."""
+        from .ray_shards import serve_on_ray
+
+        return serve_on_ray(self, address=address)  # type: ignore[no-any-return]
 
     def use_device(self, device: str | Device = "auto", *, dtype: str = "float32") -> Index:
         """Search every shard on ``device`` from now on (see :meth:`Index.use_device`)."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
-__all__ = ["merge_topk", "pool", "topk", "topk_rows"]
+__all__ = ["RunningTopK", "merge_topk", "pool", "sparse_products", "topk", "topk_rows"]
 
 #: Below this many scores a block is selected on one thread (threads cost more than they save).
 THREADED_SELECTION = 1 << 20
@@ -162,3 +163,19 @@ class RunningTopK:
         self.values[hit] = np.take_along_axis(merged, best, axis=1)
         self.columns[hit] = np.take_along_axis(merged_columns, best, axis=1)
         self.threshold[hit] = self.values[hit, k - 1]
+
+
+def sparse_products(Q: Any, X: Any, positions: np.ndarray) -> np.ndarray:
+    """The inner products of each query with its candidate rows, in float64 from the rows
+    alone, rounded to float32: the same for a document whichever shard holds it. (A sparse
+    shard's own scores group a document's terms by how frequent they are in that shard, so
+    they can differ in the last bit from shard to shard, and exact ties would not be.)"""
+    nq, k = positions.shape
+    rows = np.repeat(np.arange(nq), k)
+    flat = positions.ravel()
+    ok = flat >= 0
+    out = np.full(nq * k, -np.inf)
+    if ok.any():
+        pairs = X[flat[ok]].astype(np.float64).multiply(Q[rows[ok]].astype(np.float64))
+        out[ok] = np.asarray(pairs.sum(axis=1)).ravel()
+    return out.astype(np.float32).reshape(nq, k)

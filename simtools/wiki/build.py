@@ -184,9 +184,8 @@ def build_dump_index(
     ``-multistream-index.txt.bz2`` (found beside it, or given as ``index_file``), the workers
     reading side by side. ``engine="ray"`` runs that work on Ray actors instead
     (:mod:`simtools.engines.ray_build`; a multistream dump only), joining the cluster at
-    ``ray_address`` (or ``$RAY_ADDRESS``) or starting Ray here (not yet exposed on the
-    command line, nor tested). ``shard_size`` articles go in each shard (a build within one
-    shard is saved as one folder). Pages over ``max_page_bytes`` of wikitext or
+    ``ray_address`` (or ``$RAY_ADDRESS``) or starting Ray here (``--engine ray``).
+    ``shard_size`` articles go in each shard (a build within one shard is saved as one folder). Pages over ``max_page_bytes`` of wikitext or
     ``max_nesting`` open tags, and pages whose id was met before, are skipped and counted in
     ``report.stats``.
     ``on_article(n)`` is called as articles are read (``n`` new ones each time), for progress.
@@ -212,9 +211,10 @@ def build_dump_index(
         if source.kind != "multistream":
             source.feed_ray(None, stats=report.stats, limit=None, skip_through=None,
                             on_article=lambda n: None)  # refuses a single-stream dump, at once
-        from ..engines.ray_session import import_ray
+        from ..engines.ray_session import connect
 
-        import_ray()  # Ray missing: the pip install to run, before the folder is touched
+        # Ray missing, or the cluster unreachable: one line, before the folder is touched.
+        connect(ray_address, num_cpus=workers)
     # The writer lock is held for the whole build: no other process saves into ``out`` between
     # two checkpoints, and an unusable ``out`` fails before any page is read.
     writer = FolderWriter(out, kind="index", force=force)

@@ -239,7 +239,8 @@ class DumpSource:
             ray = connect(address, num_cpus=self.workers)
             items = [{"task": json.dumps(task)} for task in tasks[first:]]
             dataset = ray.data.from_items(items, override_num_blocks=len(items))
-            run_on_ray(dataset, streams_documents, builder.encoder, workers=self.workers,
+            run_on_ray(dataset, streams_documents, builder.encoder,
+                       workers=min(self.workers, len(items)),
                        batch_size=1, take=builder.take, stop=stop)
         builder.finish()
         self.raise_fault(accept, stats)

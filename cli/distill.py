@@ -190,13 +190,7 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
         raise click.UsageError("--max-unlabelled samples the texts of --unlabelled; give "
                                "--unlabelled FILE or FOLDER too")
     _check_teacher(teacher, method_sets, seed, default_methods=not methods)
-    if len(method_sets) * len(temps) * len(alphas) > 1:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise click.UsageError('a sweep saves a plot, which needs matplotlib: pip install '
-                                   '"simtools[bench]"; or give one value of --method, '
-                                   '--temperature and --alpha') from None
+    _check_plotting(len(method_sets) * len(temps) * len(alphas))
     base = DistillConfig(methods=method_sets[0], temperature=temps[0], alpha=alphas[0],
                          epochs=epochs, dim=dim, buckets=buckets, embedding_dim=embedding_dim,
                          teacher=teacher, lr=lr, augment_copies=augment_copies,
@@ -232,6 +226,17 @@ def distill_command(data_path: str, out: str, force: bool, methods: tuple[str, .
     click.echo(f"saved student ({setting}) to {out}: val macro-F1 {s['val_macro_f1']:.4f}, accuracy "
                f"{s['val_accuracy']:.4f}"
                + (f" (teacher {teacher_f1:.4f})" if teacher_f1 else ""))
+
+
+def _check_plotting(runs: int) -> None:
+    """A sweep (more than one run) saves a plot: matplotlib must be there before training."""
+    if runs > 1:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError('a sweep saves a plot, which needs matplotlib: pip install '
+                                   '"simtools[bench]"; or give one value of --method, '
+                                   '--temperature and --alpha') from None
 
 
 def _train(data: Any, base: Any, method_sets: list[Any], temps: list[float], alphas: list[float],

@@ -186,15 +186,7 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
                                "leave --workers, --engine and --shard-size out")
     vectoriser = make_encoder("bm25" if hybrid else encoder)  # a wrong name fails now
     metric = resolve_metric(vectoriser, metric)
-    if backend != "exact" and vectoriser.sparse:
-        raise click.UsageError(f"--backend {backend} needs a dense encoder (--encoder minilm or "
-                               f"student), but --encoder {encoder} is sparse; use --backend "
-                               "exact with it")
-    check_out(out, kind="index", force=force)  # before any file is read
-    if device != "auto":
-        from simtools.index.device import resolve_device
-
-        resolve_device(device)  # --device cuda without a GPU fails before any file is read
+    _check_before_reading(vectoriser, encoder, backend, out, force, device)
     skipped: list[Document] = []
     if engine == "ray":
         count, dim = _files_on_ray(paths, out, vectoriser, metric=metric, backend=backend,
@@ -229,6 +221,21 @@ def files_command(paths: tuple[str, ...], out: str, force: bool, encoder: str, m
         metric = index.metric
     dim = index.dense.dim if hybrid else index.dim
     _report_files(out, len(index), dim, encoder, metric, skipped, started, as_json)
+
+
+def _check_before_reading(vectoriser: Any, encoder: str, backend: str, out: str, force: bool,
+                          device: str) -> None:
+    """What fails before any file is read: a FAISS backend for a sparse encoder, an unusable
+    --out, --device cuda without a GPU."""
+    if backend != "exact" and vectoriser.sparse:
+        raise click.UsageError(f"--backend {backend} needs a dense encoder (--encoder minilm or "
+                               f"student), but --encoder {encoder} is sparse; use --backend "
+                               "exact with it")
+    check_out(out, kind="index", force=force)
+    if device != "auto":
+        from simtools.index.device import resolve_device
+
+        resolve_device(device)
 
 
 def _files_on_ray(paths: tuple[str, ...], out: str, vectoriser: Any, *, metric: str,

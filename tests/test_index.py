@@ -13,7 +13,7 @@ from scipy.spatial.distance import cdist
 
 import simtools.index.exact as exact
 import simtools.index.exact_dense as exact_dense
-import simtools.index.store as store
+import simtools.index.index_files as index_files
 import simtools.index.topk as topk
 from simtools.data import Document
 from simtools.index import Index, Neighbour
@@ -636,7 +636,7 @@ def test_interrupted_save_leaves_the_previous_index_loadable(saved, monkeypatch,
 
     other = Index(metric="cosine")
     other.add_vectors(vectors)
-    monkeypatch.setattr(store, "write_json", broken)  # fails after the vectors were written
+    monkeypatch.setattr(index_files, "write_json", broken)  # fails after the vectors were written
     with pytest.raises(OSError, match="disk full"):
         other.save(saved)
     monkeypatch.undo()

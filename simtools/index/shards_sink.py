@@ -25,7 +25,7 @@ from ..data import Document
 from ..errors import InputError
 from ..folders import FolderWriter
 from ..persistence import write_json
-from .sharded import check_shard_size
+from .shard_backend import check_shard_size
 from .shards_store import (
     ShardRecord,
     ShardStore,

@@ -28,11 +28,10 @@ import numpy as np
 from .._validation import check_choice, check_k, check_texts, check_vectors, is_sparse
 from ..folders import open_folder, save_folder
 from ..metrics import Metric, l2_normalize, row_norms
-from ..persistence import FormatError, load_npy, member, read_config, write_json
 from .backend import Backend, BackendKind, InnerMetric
-from .backends import load_backend, make_backend, move_backend
+from .backends import make_backend, move_backend
 from .device import Device
-from .documents import read_documents, write_documents
+from .index_files import read_index_files, write_index_files
 from .shards_store import is_sharded
 
 __all__ = ["Index", "Neighbour"]
@@ -41,7 +40,6 @@ __all__ = ["Index", "Neighbour"]
 #: base class does not depend on its subclass (as encoders are named in encoders.base).
 SHARDED_INDEX = "simtools.index.sharded"
 
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -369,18 +367,7 @@ class Index:
 
     def save_into(self, folder: Path) -> None:
         """Write the index files into an existing (temporary) folder."""
-        assert self._backend is not None
-        backend_config = self._backend.save(folder)
-        np.save(folder / "norms.npy", self._norms, allow_pickle=False)
-        write_documents(folder / "documents.jsonl", self.ids, self.titles, self.labels,
-                        self.metadata)
-        if self.encoder is not None:
-            (folder / "encoder").mkdir()
-            self.encoder.save_into(folder / "encoder")
-        write_json(folder / "config.json", {
-            "kind": "index", "format_version": FORMAT_VERSION, "metric": self.metric.value,
-            "backend": backend_config, "options": self.options, "count": len(self),
-            "next_id": self._next_id, "has_encoder": self.encoder is not None})
+        write_index_files(self, folder)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> Index:
@@ -399,41 +386,7 @@ class Index:
 
     @classmethod
     def _load_files(cls, folder: Path, *, mmap: bool) -> Index:
-        config = read_config(folder, kind="index", versions=(FORMAT_VERSION,))
-        try:
-            index = cls(None, metric=config["metric"], backend=config["backend"]["kind"],
-                        **config.get("options", {}))
-            index._next_id = int(config["next_id"])
-            index._backend = load_backend(folder, config["backend"], mmap)
-            count = int(config["count"])
-            has_encoder = config["has_encoder"]
-            if not isinstance(has_encoder, bool):
-                raise TypeError(f"has_encoder is {has_encoder!r}, not true or false")
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, FormatError):
-                raise
-            raise FormatError(f"{folder / 'config.json'} is inconsistent ({e}); rebuild the index") from e
-        index.ids, index.titles, index.labels, index.metadata = read_documents(
-            member(folder, "documents.jsonl"))
-        index._id_set = set(index.ids)
-        index._norms = load_npy(member(folder, "norms.npy"))
-        if index._norms.ndim != 1 or not np.isfinite(index._norms).all():
-            raise FormatError(f"{folder / 'norms.npy'} is not a column of finite norms; "
-                              "rebuild the index")
-        if len(index._norms) != count:
-            raise FormatError(f"{folder / 'norms.npy'} has {len(index._norms)} rows, expected {count}")
-        if len(index) != count or len(index._backend) != count:
-            raise FormatError(f"{folder} is inconsistent: config says {count} documents, "
-                              f"documents.jsonl has {len(index)}, vectors {len(index._backend)}; "
-                              "the folder is truncated or was edited — rebuild the index")
-        if has_encoder:
-            from ..encoders.base import load_encoder
-
-            index.encoder = load_encoder(folder / "encoder")
-            if count and index.encoder.dim != index.dim:
-                raise FormatError(f"{folder}: the encoder makes {index.encoder.dim}-d vectors but "
-                                  f"the index holds {index.dim}-d ones; rebuild the index")
-        return index
+        return read_index_files(cls, folder, mmap=mmap)
 
 
 def _opt_str(value: Any) -> str | None:

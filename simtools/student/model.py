@@ -32,7 +32,8 @@ from ..persistence import (
     save_arrays,
     write_json,
 )
-from .featurizer import N_PAGES, Features, HashingFeaturizer, page_mask
+from .featurizer import Features, HashingFeaturizer, page_mask
+from .state import check_state
 
 __all__ = ["StudentClassifier", "default_model_path"]
 
@@ -354,7 +355,7 @@ class StudentClassifier:
         """Rebuild a model from its config (``labels``, ``featurizer``) and named arrays."""
         known = {"embeddings", "embeddings_scale", "head_weight", "head_bias", "proj_weight",
                  "proj_bias"}
-        _check_state(config, {k: v for k, v in arrays.items() if k in known})
+        check_state(config, {k: v for k, v in arrays.items() if k in known})
         featurizer = HashingFeaturizer.from_params(config["featurizer"])
         return cls(featurizer, config["labels"], embeddings=arrays["embeddings"],
                    scale=arrays.get("embeddings_scale"), head_weight=arrays["head_weight"],
@@ -362,37 +363,6 @@ class StudentClassifier:
                    proj_bias=arrays.get("proj_bias"),
                    extra={k: v for k, v in arrays.items() if k not in known},
                    config=config, history=history)
-
-
-def _check_state(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """A damaged weights file or config must fail here, not as an IndexError mid-classification."""
-    for name, array in arrays.items():
-        array = np.asarray(array)
-        if array.dtype.kind not in "fi":
-            raise FormatError(f"{name} has dtype {array.dtype}, expected float32 (or int8 embeddings)")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            bad = int(np.size(array) - np.isfinite(array).sum())
-            raise FormatError(f"{name} holds {bad} NaN or infinite value(s); the weights are damaged")
-    embeddings = np.asarray(arrays["embeddings"])
-    if embeddings.ndim != 2:
-        raise FormatError(f"embeddings has shape {embeddings.shape}, expected (buckets, dim)")
-    buckets, dim = embeddings.shape
-    classes = len(config["labels"])
-    if (embeddings.dtype.kind == "i") != ("embeddings_scale" in arrays):
-        raise FormatError("int8 embeddings need embeddings_scale, and float ones must not have it")
-    expected: dict[str, tuple[int, ...]] = {"embeddings_scale": (buckets,), "head_bias": (classes,)}
-    if "proj_weight" in arrays:
-        out_dim = np.shape(arrays["proj_weight"])[-1]
-        expected |= {"proj_weight": (dim, out_dim), "proj_bias": (out_dim,)}
-    for name, shape in expected.items():
-        if name in arrays and np.shape(arrays[name]) != shape:
-            raise FormatError(f"{name} has shape {np.shape(arrays[name])}, expected {shape}")
-    pages = config.get("known_pages")
-    in_range = isinstance(pages, list) and all(
-        isinstance(p, int) and not isinstance(p, bool) and 0 <= p < N_PAGES for p in pages)
-    if pages is not None and not in_range:
-        raise FormatError(f"known_pages must be a list of code-point pages from 0 to "
-                          f"{N_PAGES - 1}; got {str(pages)[:60]}")
 
 
 def _describe_pages(pages: Sequence[int]) -> str:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,17 @@ from simtools.index.shards_store import is_sharded  # noqa: E402
 from simtools.wiki.build import build_dump_index  # noqa: E402
 from tests.test_multistream import numbered, same_index, synthetic  # noqa: E402
 
+#: a file whose presence makes the next actor that meets it exit (tests/ray_faults.py)
+KILL_MARKER = Path(tempfile.gettempdir()) / f"simtools-test-kill-{os.getpid()}"
+
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray for the module, of as many CPUs as the builds have actors."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    root = str(Path(__file__).resolve().parents[1])  # so that actors import tests.ray_faults
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             runtime_env={"env_vars": {"PYTHONPATH": root,
+                                       "SIMTOOLS_TEST_KILL_MARKER": str(KILL_MARKER)}})
     yield
     ray.shutdown()
 
@@ -65,12 +72,39 @@ def test_files_on_ray_give_the_local_engines_index(tables, tmp_path):
     assert all(":" in str(worker) for worker in builder.worker_peak_mib)  # host:pid of actors
 
 
-def test_a_multistream_dump_on_ray_gives_the_local_engines_index(tmp_path):
+@pytest.fixture
+def small_ranges(monkeypatch):
+    """Pieces of work of 8 pages, so that a small dump is several of them, most on the actors
+    (the first ones are read here, until the encoder is fitted)."""
+    import simtools.wiki.dump_source as dump_source
+
+    monkeypatch.setattr(dump_source, "PAGES_PER_RANGE", 8)
+
+
+def test_a_multistream_dump_on_ray_gives_the_local_engines_index(tmp_path, small_ranges):
     dump = synthetic(tmp_path, numbered(60), per_stream=4)
     options = dict(encoder="tfidf", fit_pages=10, batch_size=8, shard_size=25)
     build_dump_index(dump, tmp_path / "local", workers=1, **options)
     report = build_dump_index(dump, tmp_path / "ray", workers=2, engine="ray", **options)
     assert report.engine == "ray" and report.articles_indexed == 60
+    assert report.worker_peak_memory_mib > 0  # the actors did the work
+    same_index(tmp_path / "local", tmp_path / "ray")
+
+
+def test_an_actor_killed_mid_build_is_restarted_and_the_index_is_the_same(tmp_path, monkeypatch,
+                                                                          small_ranges):
+    import simtools.wiki.dump_source as dump_source
+    from tests.ray_faults import streams_dying_once
+
+    dump = synthetic(tmp_path, numbered(40), per_stream=4)
+    build_dump_index(dump, tmp_path / "local", encoder="hashing", batch_size=8, shard_size=15)
+    marker = KILL_MARKER
+    marker.write_text("")
+    monkeypatch.setattr(dump_source, "streams_documents", streams_dying_once)
+    report = build_dump_index(dump, tmp_path / "ray", encoder="hashing", batch_size=8,
+                              shard_size=15, workers=2, engine="ray")
+    assert not marker.exists()  # an actor did die
+    assert report.articles_indexed == 40 and report.worker_peak_memory_mib > 0
     same_index(tmp_path / "local", tmp_path / "ray")
 
 

@@ -184,22 +184,25 @@ def prepare(quick: bool) -> dict[str, Any]:
 class Simtools:
     """A simtools encoder in an exact index (the metric the Index picks for it)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    #: candidates that are another encoder's settings
+    VARIANTS = {"bm25-lucene": ("bm25", {"k1": 1.2, "b": 0.75, "stop_words": None})}
 
-    def _encoder(self) -> Any:
+    def __init__(self, name: str, **settings: Any) -> None:
+        """``settings`` (keyword arguments of ``make_encoder``) override a variant's."""
+        self.name = name
+        self.encoder_name, variant = self.VARIANTS.get(name, (name, {}))
+        self.settings = {**variant, **settings}
+
+    def encoder(self) -> Any:
         from simtools import make_encoder
 
-        variants = {"bm25-lucene": {"k1": 1.2, "b": 0.75, "stop_words": None}}
-        if self.name in variants:
-            return make_encoder("bm25", **variants[self.name])
-        return make_encoder(self.name)
+        return make_encoder(self.encoder_name, **self.settings)
 
     def build(self, texts: list[str], fit: list[str] | None = None) -> None:
         from simtools import Index
         from simtools.index.build import encode_known
 
-        encoder = self._encoder()
+        encoder = self.encoder()
         encoder.fit(fit if fit is not None else texts)
         self.index = Index(encoder)
         vectors, known = encode_known(self.index, texts)
@@ -234,10 +237,10 @@ class Hybrid:
         self.texts = texts
         self.lexical.build(texts, fit)
         self.dense_words = "unbuilt"
-        self._fuse()
+        self.fuse()
 
     def _build_dense(self, words: int | None) -> None:
-        from simtools import Index, make_encoder
+        from simtools import Index
         from simtools.index.build import encode_known
         from simtools.index.hybrid import split_passages
 
@@ -246,7 +249,7 @@ class Hybrid:
             for passage in split_passages(self.texts[int(doc_id)], words):
                 passages.append(passage)
                 owners.append(doc_id)
-        encoder = make_encoder(self.dense.name)
+        encoder = self.dense.encoder()
         if not getattr(encoder, "is_fitted_", False):
             encoder.fit(passages[:1])  # a pretrained model: fit only loads it
         self.dense_index = Index(encoder)
@@ -255,7 +258,8 @@ class Hybrid:
             {"passage_of": owners[i]} for i in np.flatnonzero(known)])
         self.dense_words = words
 
-    def _fuse(self) -> None:
+    def fuse(self) -> None:
+        """(Re)build the hybrid index for ``settings`` (dense passages rebuilt if needed)."""
         from simtools.index.hybrid import HybridIndex
 
         words, fusion, weight = self.settings
@@ -480,7 +484,7 @@ def run_candidate(name: str, data: dict[str, Any], repeat: int) -> dict[str, Any
             for words in PASSAGES:
                 for fusion, weight in FUSIONS:
                     candidate.settings = (words, fusion, weight)
-                    candidate._fuse()
+                    candidate.fuse()
                     result["fusions"][f"{words}:{fusion}:{weight}"] = score_wiki(
                         candidate, data["wiki"], built=True)
             both = {key: _wiki_mean(value, "val") for key, value in result["fusions"].items()
@@ -520,11 +524,9 @@ def run_agreement(data: dict[str, Any], repeat: int) -> dict[str, Any]:
         corpora.append(("emoji", train, val))
     out = {}
     for name, texts, queries in corpora:
-        from simtools import Index, make_encoder
+        from simtools import Index
 
-        ours = Simtools("bm25")
-        ours._encoder = lambda: make_encoder(  # type: ignore[method-assign]
-            "bm25", k1=1.5, b=0.75, stop_words=None)
+        ours = Simtools("bm25", k1=1.5, b=0.75, stop_words=None)
         theirs = BM25S(k1=1.5, b=0.75, stopwords=None)
         ours.build(texts)
         theirs.build(texts)
@@ -555,12 +557,10 @@ def run_agreement(data: dict[str, Any], repeat: int) -> dict[str, Any]:
 
 def run_bm25_grid(data: dict[str, Any]) -> dict[str, Any]:
     """Mean validation (and test) quality of each BM25 setting in BM25_GRID."""
-    from simtools import make_encoder
 
     out = {}
     for settings in BM25_GRID:
-        candidate = Simtools("bm25")
-        candidate._encoder = lambda s=settings: make_encoder("bm25", **s)  # type: ignore[method-assign]
+        candidate = Simtools("bm25", **settings)
         row = {"wiki": score_wiki(candidate, data["wiki"]), "bbc": score_bbc(candidate, data["bbc"]),
                **{t: score_tweets(candidate, data[t]) for t in ("emotion", "stance") if data.get(t)}}
         key = f"k1={settings['k1']} b={settings['b']} stop_words={settings['stop_words']}"

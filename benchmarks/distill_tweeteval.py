@@ -93,7 +93,7 @@ def _uncached(teacher: Any) -> None:
         source = getattr(member, "source", None)
         if source is not None:
             source.cache = None
-            source._memo = None
+            source.forget()
 
 
 def _member_size_mb(member: Any) -> float:
@@ -106,10 +106,9 @@ def _member_size_mb(member: Any) -> float:
 
 
 def _onnx_size_mb(source: Any) -> float:
-    from simtools.encoders.teacher import _distribution_file, packaged_model
+    from simtools.encoders.teacher import packaged_model
 
-    model = packaged_model(source.model)
-    return _distribution_file(model.distribution, model.onnx_file).stat().st_size / 1e6
+    return packaged_model(source.model).onnx_path.stat().st_size / 1e6
 
 
 def teacher_rows(task: Task, teacher: Any, *, speed_sample: list[str]) -> tuple[list[dict], dict]:

@@ -77,7 +77,7 @@ def check_dtype(dtype: str, host: Any, Q: np.ndarray, reference: tuple[np.ndarra
     n_check = reference[1].shape[0]
     scores, positions = backend.search(Q[:n_check], k)
     agree = h.same_neighbours(positions, reference[1], scores, reference[0])
-    rows, _, _ = backend._device_copy()
+    rows = backend.device_rows()
     bounds = device_bounds(torch, rows, Q[: max(batches)], device)
     speed = []
     for batch in batches:

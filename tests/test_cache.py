@@ -61,6 +61,16 @@ def test_put_keeps_the_first_row_of_a_key(tmp_path) -> None:
     np.testing.assert_array_equal(rows, [[1, 1], [5, 5]])
 
 
+def test_lookup_by_key_is_get_by_text(tmp_path) -> None:
+    cache = TeacherCache(tmp_path)
+    assert cache.lookup("m", [])[0] is None  # nothing stored yet
+    cache.put("m", ["a", "b"], np.eye(2, dtype=np.float32))
+    rows, found = cache.lookup("m", [text_key("m", "b"), text_key("m", "zzz")])
+    assert found.tolist() == [True, False]
+    np.testing.assert_array_equal(rows, cache.get("m", ["b", "zzz"])[0])
+    np.testing.assert_array_equal(rows[0], [0.0, 1.0])
+
+
 def test_chunks_are_stored_as_they_finish(tmp_path) -> None:
     cache = TeacherCache(tmp_path)
     seen: list[tuple[int, int]] = []

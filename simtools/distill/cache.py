@@ -178,8 +178,14 @@ class TeacherCache:
         Returns ``(rows, found)``: ``rows`` is float32 ``(n, dim)`` with zeros where
         ``found`` is False, or None when nothing is cached for ``model_id`` yet.
         """
-        store = self._store(model_id)
-        return store.lookup([text_key(model_id, t) for t in texts])
+        return self.lookup(model_id, [text_key(model_id, t) for t in texts])
+
+    def lookup(self, model_id: str, keys: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """:meth:`get` by precomputed keys (:func:`text_key` of each text): ``(rows, found)``.
+
+        The first call for ``model_id`` reads its store's index; ``keys=[]`` does only that.
+        """
+        return self._store(model_id).lookup(list(keys))
 
     def put(self, model_id: str, texts: list[str], rows: Any) -> None:
         """Store float32 ``rows`` (one per text) under ``model_id``; existing keys are kept."""

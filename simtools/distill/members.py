@@ -162,6 +162,11 @@ class EmbeddingSource:
         self.progress = progress
         self._memo: tuple[str, np.ndarray] | None = None
 
+    def forget(self) -> None:
+        """Drop the last batch's vectors kept in memory (so the next ``embed`` recomputes or
+        reads the cache)."""
+        self._memo = None
+
     def _compute(self, texts: list[str]) -> np.ndarray:
         report = None
         if self.progress is not None:

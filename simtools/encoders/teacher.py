@@ -67,6 +67,11 @@ class PackagedModel:
         """Identity of the vectors this model produces (cache keys, saved configs)."""
         return f"{self.name}:{self.distribution}=={self.version}:mean:max{self.max_length}"
 
+    @property
+    def onnx_path(self) -> Path:
+        """The installed ``.onnx`` file (ImportError naming the package when it is absent)."""
+        return _distribution_file(self.distribution, self.onnx_file)
+
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
     "minilm": PackagedModel(
@@ -159,7 +164,7 @@ class OnnxSentenceModel:
         self.spec = model if isinstance(model, PackagedModel) else packaged_model(model)
         self.batch_size = batch_size
         self.num_threads = num_threads or os.cpu_count() or 1
-        self._session = _session(_distribution_file(self.spec.distribution, self.spec.onnx_file),
+        self._session = _session(self.spec.onnx_path,
                                  self.num_threads)
         self._tokenizer = _tokenizer(self.spec.max_length)
         self._inputs = {i.name for i in self._session.get_inputs()}

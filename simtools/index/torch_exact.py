@@ -83,6 +83,10 @@ class TorchExactDense(ExactDense):
         self._device_copy()
         return time.perf_counter() - started
 
+    def device_rows(self) -> Any:
+        """The rows as a tensor on the device (copied there on first use, after any change)."""
+        return self._device_copy()[0]
+
     def _device_copy(self) -> tuple[Any, Any, float]:
         if self._copy is None:
             torch = import_torch()

@@ -240,7 +240,7 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     """A GitHub markdown table, the form in which the README quotes a benchmark's results.
 
     Each script prints its tables this way after a run and builds them from its JSON with the
-    same code, so ``tests/test_readme_results.py`` can check that the README quotes them exactly.
+    same code, so ``benchmarks/report.py`` can write them into the docs.
     """
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:

@@ -92,6 +92,20 @@ def main() -> None:
         plot(rows, exact_qps, h.RESULTS / f"ann{suffix}.png", data.describe())
 
 
+def readme_table(payload: dict) -> str:
+    """The table the results page quotes, from the JSON a run wrote: every setting swept."""
+    rows = []
+    for r in payload["results"]:
+        options = ", ".join(f"{key} {value}" for key, value in sorted(r.get("options", {}).items())
+                            if key != r["knob"])  # the swept knob has its own column
+        knob = "" if not r["knob"] else f"{r['knob']} {r['value']}"
+        rows.append([r["method"], options, knob, round(r["recall"], 3), round(r["qps"]),
+                     round(r["speedup"], 1), round(r["build_s"]) if r["build_s"] else None,
+                     "yes" if r["meets_target"] else ""])
+    return h.markdown_table(["backend", "options", "setting", "recall@10", "q/s", "x exact",
+                             "build s", "meets target"], rows)
+
+
 def plot(rows: list[dict], exact_qps: float, path: Path, dataset: dict) -> None:
     import matplotlib
 

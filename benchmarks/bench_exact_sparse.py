@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +95,17 @@ def run_corpus(name: str, texts: list[str], nq: int, k: int, repeat: int) -> lis
                      "tie_only": agree["tie_only"], "different": agree["different"],
                      "runs_s": timings[method]["runs_s"]})
     return rows
+
+
+def readme_table(payload: dict[str, Any]) -> str:
+    """The table the results page quotes, from the JSON a run wrote."""
+    names = {"bbc": "BBC News", "tweeteval-emoji": "TweetEval emoji"}
+    rows = [[names.get(r["corpus"], r["corpus"]), r["method"], round(r["qps"]),
+             round(r["ratio_vs_sklearn"], 2),
+             f"{r['identical']:,} / {r['tie_only']:,} / {r['different']:,}"]
+            for r in payload["results"]]
+    return h.markdown_table(["corpus", "method", "q/s", "ratio vs sklearn",
+                             "identical / tie-only / different"], rows)
 
 
 def main() -> None:

@@ -85,6 +85,24 @@ def run(engine: str, workers: int, dump: Path, out: Path) -> dict[str, Any]:
     return json.loads(line[len("RESULT "):])
 
 
+def readme_table(payload: dict[str, Any]) -> str:
+    """The table docs/scale.md quotes and the ratios under it, from the JSON a run wrote."""
+    rows = []
+    for r in payload["runs"].values():
+        per_k = {stage: 1000 * s / max(1, r["articles_indexed"])
+                 for stage, s in sorted(r["cpu_seconds_by_stage"].items())}
+        ray = r["engine"] == "ray"
+        rows.append([r["engine"], r["workers"], round(r["pages_per_s"], 1), round(r["seconds"], 1),
+                     round(r["startup_seconds"], 1) if ray else "-",
+                     " / ".join(f"{stage} {v:.0f}" for stage, v in per_k.items()),
+                     round(r["peak_memory_mib"]),
+                     round(r["worker_peak_memory_mib"]) if r["worker_peak_memory_mib"] else "-"])
+    columns = ["engine", "workers", "pages/s", "build s", "Ray start s",
+               "CPU ms per article by stage", "main MiB", "worker MiB"]
+    ratios = "\n".join(f"- {name}: {value:.2f}x" for name, value in payload["ratios"].items())
+    return markdown_table(columns, rows) + "\n\n" + ratios
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--copies", type=int, default=10, help="times the fragment is repeated")
@@ -104,25 +122,12 @@ def main() -> None:
               "pages, the same text again), a multistream dump; --encoder hashing")
         results = {f"{engine}-{workers}": run(engine, workers, dump, Path(tmp) / f"{engine}{workers}")
                    for engine, workers in RUNS}
-    rows = []
-    for (engine, workers), key in zip(RUNS, results):
-        r = results[key]
-        per_k = {stage: 1000 * s / max(1, r["articles_indexed"])
-                 for stage, s in sorted(r["cpu_seconds_by_stage"].items())}
-        rows.append([engine, workers, round(r["pages_per_s"], 1), round(r["seconds"], 1),
-                     round(r["startup_seconds"], 1),
-                     " / ".join(f"{stage} {v:.0f}" for stage, v in per_k.items()),
-                     round(r["peak_memory_mib"]), round(r["worker_peak_memory_mib"])])
-    columns = ["engine", "workers", "pages/s", "build s", "Ray start s",
-               "CPU ms per article by stage", "main MiB", "worker MiB"]
-    print(markdown_table(columns, rows))
     rate = {key: results[key]["pages_per_s"] for key in results}
     ratios = {"local 2 / 1 workers": rate["local-2"] / rate["local-1"],
               "ray 2 / 1 workers": rate["ray-2"] / rate["ray-1"],
               "ray / local, 1 worker": rate["ray-1"] / rate["local-1"],
               "ray / local, 2 workers": rate["ray-2"] / rate["local-2"]}
-    for name, value in ratios.items():
-        print(f"{name}: {value:.2f}x")
+    print(readme_table({"runs": results, "ratios": ratios}))
     print("targets: >= 1.8x from 1 to 2 workers; Ray >= 0.85x the local engine")
     if not args.no_json:
         write_json("scale", {"copies": copies, "pages": pages, "runs": results,

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import (  # noqa: E402
     bench_ann,
+    bench_ann_libraries,
     bench_exact_dense,
     bench_exact_sparse,
     bench_metrics_lesson,
@@ -57,6 +58,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: every renderer a page may name: the benchmarks' own table functions
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "bench_ann.readme_table": bench_ann.readme_table,
+    "bench_ann_libraries.readme_table": bench_ann_libraries.readme_table,
     "bench_exact_dense.readme_table": bench_exact_dense.readme_table,
     "bench_exact_sparse.readme_table": bench_exact_sparse.readme_table,
     "bench_metrics_lesson.readme_table": bench_metrics_lesson.readme_table,

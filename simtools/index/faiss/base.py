@@ -75,12 +75,10 @@ class FaissBackend:
             scores = np.empty((Q.shape[0], k), dtype=np.float32)
             scores.fill(self._missing_score)
             return scores, np.full((Q.shape[0], k), -1, dtype=np.int64)
-        dist, labels = index.search(Q, k)
-        scores = np.ascontiguousarray(dist, dtype=np.float32)
-        positions = np.ascontiguousarray(labels, dtype=np.int64)
-        missing = positions < 0
-        if missing.any():
-            scores[missing] = self._missing_score  # FAISS pads with +-FLT_MAX; make it explicit
+        scores, positions = index.search(Q, k)  # float32 and int64, C-contiguous
+        if positions.min() < 0:
+            # FAISS pads with +-FLT_MAX; make it explicit
+            scores[positions < 0] = self._missing_score
         return scores, positions
 
     def save(self, folder: Path) -> dict[str, Any]:
@@ -148,6 +146,8 @@ class FaissBackend:
 
     def _searcher(self) -> Any:
         self._apply_search_params(self._index)
+        if not gpu_available(self._faiss):
+            return self._index
         if self._gpu_params != self._options():
             self._gpu_index = None  # a knob changed since the replica was made from the master
         if self._gpu_index is None and gpu_available(self._faiss) and self._index.ntotal > 0:

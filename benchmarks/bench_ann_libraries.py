@@ -318,9 +318,16 @@ def main() -> None:
                "results": results, "summary": summarise(results)}
     print(readme_table(payload))
     if not args.no_json:
-        suffix = "_quick" if args.quick else ""
-        write_json(f"ann_libraries_{args.encoder}{suffix}", payload)
-        print(f"wrote {RESULTS / f'ann_libraries_{args.encoder}{suffix}.json'}")
+        name = f"ann_libraries_{file_slug(args.encoder)}" + ("_quick" if args.quick else "")
+        write_json(name, payload)
+        print(f"wrote {RESULTS / f'{name}.json'}")
+
+
+def file_slug(encoder: str) -> str:
+    """The encoder's part of the results file name: ``student:DIR`` -> ``student-NAME``, the
+    name of DIR's last folder (no colon or slash in a file name)."""
+    kind, _, argument = encoder.partition(":")
+    return f"{kind}-{Path(argument).name}" if argument else kind
 
 
 if __name__ == "__main__":

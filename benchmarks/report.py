@@ -51,6 +51,7 @@ from benchmarks import (  # noqa: E402
     stance_targets,
     tfidf_baseline,
 )
+from benchmarks._embedding_report import sweep_table as embedding_sweep_table  # noqa: E402
 from benchmarks.reliability import sweep as reliability_sweep  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -70,6 +71,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "distill_sweep.readme_tables": distill_sweep.readme_tables,
     "distill_tweeteval.readme_table": distill_tweeteval.readme_table,
     "embedding_fidelity.readme_tables": embedding_fidelity.readme_tables,
+    "embedding_student.sweep_table": embedding_sweep_table,
     "reliability.readme_table": reliability_sweep.readme_table,
     "stance_targets.table": stance_targets.table,
     "tfidf_baseline.table": tfidf_baseline.table,

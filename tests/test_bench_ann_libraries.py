@@ -74,3 +74,9 @@ def test_summary_reads_the_fastest_setting_at_the_target():
     assert "- ours / exact at recall >= 0.95: 20.00x a query a call, 20.00x all in one call" \
         in table
     assert table.endswith("- ours / the best library (hnswlib-M16): 0.50x")
+
+
+def test_results_file_names_hold_no_colon_or_slash():
+    assert bench.file_slug("minilm") == "minilm"
+    assert bench.file_slug("student:simtools/models/bbc-news") == "student-bbc-news"
+    assert bench.file_slug("student:/data/models/mine/") == "student-mine"

@@ -53,7 +53,7 @@ def test_a_stale_block_is_found_then_rewritten_and_prose_kept(tmp_path, results)
 
 def test_a_part_selects_one_paragraph(tmp_path, results):
     page = tmp_path / "page.md"
-    page.write_text("<!-- results: embedding_fidelity embedding_fidelity.readme_tables#2 -->\n"
+    page.write_text("<!-- results: embedding_fidelity embedding_fidelity.readme_tables#3 -->\n"
                     "<!-- /results -->\n", encoding="utf-8")
     report.update(page, write=True, results=results)
     body = page.read_text(encoding="utf-8").splitlines()[1:-1]

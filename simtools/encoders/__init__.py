@@ -28,7 +28,8 @@ ENCODER_NAMES = {
     "hashing": "word counts hashed into 2^20 columns: no vocabulary, streams",
     "char": "character 2-4-grams within words, TF-IDF (any script, typos)",
     "minilm": "all-MiniLM-L6-v2 sentence embeddings, 384-d (needs simtools[teacher])",
-    "student": "the bundled distilled student's embeddings; student:DIR for another model",
+    "student": "the bundled embedding student (static MiniLM token vectors, numpy only); "
+               "student:DIR for another embedding model or a distilled classifier's vectors",
 }
 
 #: What ``make_encoder("bm25")`` sets: chosen on the validation half of
@@ -68,9 +69,9 @@ def make_encoder(name: str, **params: Any) -> Any:
 
         return SentenceEncoder()
     if kind == "student":
-        from .student import StudentEncoder
+        from .student import student_encoder
 
-        return StudentEncoder.from_model(argument or None)
+        return student_encoder(argument or None)
     valid = ", ".join(sorted(ENCODER_NAMES))
     raise ValueError(f"unknown encoder {name!r}; valid values are {valid} (or student:DIR)")
 

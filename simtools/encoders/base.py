@@ -44,6 +44,7 @@ _REGISTRY: dict[str, str] = {
     "bm25": "simtools.encoders.bm25:BM25Encoder",
     "count": "simtools.encoders.count:CountEncoder",
     "student": "simtools.encoders.student:StudentEncoder",
+    "student-embedding": "simtools.encoders.student:EmbeddingStudentEncoder",
     "teacher": "simtools.encoders.teacher:SentenceEncoder",
 }
 

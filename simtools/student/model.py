@@ -22,17 +22,14 @@ from typing import Any
 import numpy as np
 
 from .._math import softmax
-from ..folders import open_folder, save_folder
+from ..folders import save_folder
 from ..persistence import (
     FormatError,
-    load_arrays,
-    member,
-    read_config,
-    read_json,
     save_arrays,
     write_json,
 )
 from .featurizer import Features, HashingFeaturizer, page_mask
+from .kinds import CLASSIFIER_TYPE, as_texts, open_model, read_model_files
 from .state import check_state
 
 __all__ = ["StudentClassifier", "default_model_path"]
@@ -174,7 +171,7 @@ class StudentClassifier:
     def _predict(self, texts: Sequence[str], *, strict: bool,
                  check_scripts: bool) -> tuple[list[str], np.ndarray, np.ndarray | None]:
         """``(texts, logits, known)``; ``known`` (bool ``(n,)``) when scripts are checked."""
-        texts = _as_texts(texts)
+        texts = as_texts(texts)
         # The scripts seen in training (256-code-point pages of letters and digits); a model
         # saved before they were recorded skips the check.
         pages_seen = self.config.get("known_pages") if check_scripts else None
@@ -222,7 +219,7 @@ class StudentClassifier:
         for a text without a single word or symbol (blank, control characters) and, with
         ``check_scripts``, for one with no letter or digit in the model's scripts; the rows of
         those mean little (the bias alone, or features the model never learnt)."""
-        texts = _as_texts(texts)
+        texts = as_texts(texts)
         pages_seen = self.config.get("known_pages") if check_scripts else None
         pages = None if pages_seen is None else page_mask(pages_seen)
         parts = self._map_chunks(texts, lambda chunk: self._logits_chunk(chunk, pages))
@@ -256,7 +253,7 @@ class StudentClassifier:
 
     def pooled(self, texts: Sequence[str]) -> np.ndarray:
         """Mean of the n-gram embeddings of each text, float32 ``(n, dim)`` (zeros if no token)."""
-        texts = _as_texts(texts)
+        texts = as_texts(texts)
         table = self.dense_embeddings()
 
         def chunk(part: Sequence[str]) -> np.ndarray:
@@ -271,7 +268,7 @@ class StudentClassifier:
 
         A text without a token gets the zero vector (it has no direction).
         """
-        texts = _as_texts(texts)
+        texts = as_texts(texts)
         # The projection is linear, so like the head it folds into the table, made once.
         if self._embed_table is None:
             table = self.dense_embeddings()
@@ -330,19 +327,12 @@ class StudentClassifier:
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> StudentClassifier:
         """Read a model folder (default: the bundled BBC News model)."""
-        with open_folder(path if path is not None else default_model_path(),
-                         kind="model") as folder:
-            return cls._load_files(folder)
+        return open_model(path, default_model_path(), cls._load_files)
 
     @classmethod
     def _load_files(cls, path: Path) -> StudentClassifier:
-        config = read_config(path, kind="model", versions=(FORMAT_VERSION,))
-        if config.get("type") != "student":
-            raise FormatError(f"{path} holds a model of type {config.get('type')!r}, "
-                              "expected 'student'")
-        arrays = load_arrays(member(path, WEIGHTS_NAME))
-        history_file = member(path, HISTORY_NAME, required=False)
-        history = read_json(history_file) if os.path.lexists(history_file) else []
+        config, arrays, history = read_model_files(path, CLASSIFIER_TYPE,
+                                                   versions=(FORMAT_VERSION,))
         try:
             return cls.from_state(config, arrays, history=history)
         except (KeyError, TypeError, ValueError) as e:
@@ -374,14 +364,3 @@ def _describe_pages(pages: Sequence[int]) -> str:
         else:
             ranges.append([page, page])
     return ", ".join(f"U+{lo << 8:04X}-U+{(hi << 8) | 0xFF:04X}" for lo, hi in ranges)
-
-
-def _as_texts(texts: Any) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"texts must be a list of strings, not a single {type(texts).__name__}; "
-                        f"wrap it in a list: [{texts!r:.40}]")
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is a {type(text).__name__}, expected str")
-    return out

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..persistence import FormatError
-from .featurizer import N_PAGES
+from .kinds import check_pages
 
 __all__ = ["check_state"]
 
@@ -35,9 +35,4 @@ def check_state(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     for name, shape in expected.items():
         if name in arrays and np.shape(arrays[name]) != shape:
             raise FormatError(f"{name} has shape {np.shape(arrays[name])}, expected {shape}")
-    pages = config.get("known_pages")
-    in_range = isinstance(pages, list) and all(
-        isinstance(p, int) and not isinstance(p, bool) and 0 <= p < N_PAGES for p in pages)
-    if pages is not None and not in_range:
-        raise FormatError(f"known_pages must be a list of code-point pages from 0 to "
-                          f"{N_PAGES - 1}; got {str(pages)[:60]}")
+    check_pages(config.get("known_pages"))

@@ -39,6 +39,8 @@ def _encoder(candidate: str, model: str | None) -> tuple[Callable[[list[str]], n
     if candidate == "model2vec":
         from model2vec import StaticModel
 
+        if model is None:
+            raise SystemExit("model2vec needs the folder of a distilled model")
         static = StaticModel.from_pretrained(model)
         return lambda texts: static.encode(texts, show_progress_bar=False), lambda: None
     if candidate == "teacher":

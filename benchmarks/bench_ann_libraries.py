@@ -310,9 +310,9 @@ def main() -> None:
         results = []
         for name in names:
             print(f"  {name} ...", flush=True)
-            result = run_worker(name, data, args.repeat)
-            if result is not None:
-                results.append(result)
+            found = run_worker(name, data, args.repeat)
+            if found is not None:
+                results.append(found)
     payload = {"encoder": args.encoder, "database": len(X), "queries": len(Q),
                "dim": int(X.shape[1]), "k": K, "threads": 1,
                "results": results, "summary": summarise(results)}

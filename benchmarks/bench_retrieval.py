@@ -342,7 +342,7 @@ class Tantivy:
         self.n = len(texts)
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
-        out = []
+        out: list[list[tuple[int, float]]] = []
         for query in queries:
             # Query syntax (field:, quotes, +/-, AND/OR) would change the question: keep words.
             words = " ".join(WORD.findall(query.lower()))

@@ -34,7 +34,11 @@ def same_results(a, b, Q, k):
     sa, pa = a.search_vectors(Q, k)
     sb, pb = b.search_vectors(Q, k)
     np.testing.assert_array_equal(pa, pb)
-    np.testing.assert_allclose(sa, sb, rtol=1e-6, atol=1e-6)
+    # float32 dot products summed in a different order (one matrix product against one per
+    # shard) differ by a few ulps of the largest score, not of each score: a score near 0
+    # from vectors of norm ~20 carries an absolute error of ~1e-5
+    scale = max(1.0, float(np.abs(sa).max()))
+    np.testing.assert_allclose(sa, sb, rtol=1e-6, atol=1e-6 * scale)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def tagged_index(tag: int, rows: int) -> Index:
 def check_tagged(folder: Path) -> str:
     """'ok', or what is wrong with the index at ``folder`` ('mixed: ...')."""
     index = Index.load(folder)
-    tags = {title for title in index.titles}
+    tags = {str(title) for title in index.titles}
     if len(tags) != 1:
         return f"mixed: titles of {sorted(tags)}"
     tag = int(next(iter(tags))[3:])
@@ -188,7 +188,7 @@ def _pristine(work: Path) -> dict[str, tuple[Path, Callable[[Path], Any]]]:
 
     def index_answer(path: Path) -> Any:
         index = Index.load(path)
-        queries = (np.random.default_rng(0).normal(size=(3, index.dim)).astype(np.float32)
+        queries = (np.random.default_rng(0).normal(size=(3, index.dim or 0)).astype(np.float32)
                    if index.encoder is None else ["a ball game", "a model of data"])
         found = index.search(queries, k=min(3, len(index)))
         return [[(n.id, round(n.score, 5), n.title, n.label, n.metadata) for n in row]
@@ -206,8 +206,9 @@ def _pristine(work: Path) -> dict[str, tuple[Path, Callable[[Path], Any]]]:
         import faiss  # noqa: F401
 
         X = np.random.default_rng(1).normal(size=(1200, 16)).astype(np.float32)
-        for name, options in (("hnsw", {}), ("ivf", {"nlist": 8, "compression": "pq",
-                                                    "pq_m": 4, "pq_bits": 4})):
+        ann_options: tuple[tuple[str, dict[str, Any]], ...] = (
+            ("hnsw", {}), ("ivf", {"nlist": 8, "compression": "pq", "pq_m": 4, "pq_bits": 4}))
+        for name, options in ann_options:
             ann = Index(metric="cosine", backend=name, **options)
             ann.add_vectors(X)
             folders[f"{name} index"] = (ann.save(work / name), index_answer)
@@ -361,8 +362,9 @@ def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--role":
         role, folder, *rest = sys.argv[2:]
         if role == "writer":
-            rows, seconds, *tags = rest
-            role_writer(Path(folder), int(rows), float(seconds), [int(t) for t in tags])
+            row_count, writer_seconds, *tags = rest
+            role_writer(Path(folder), int(row_count), float(writer_seconds),
+                        [int(t) for t in tags])
         else:
             role_reader(Path(folder), float(rest[0]))
         return 0

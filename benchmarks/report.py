@@ -49,6 +49,7 @@ from benchmarks import (  # noqa: E402
     distill_tweeteval,
     embedding_fidelity,
     stance_targets,
+    teacher_candidates,
     tfidf_baseline,
 )
 from benchmarks._embedding_report import sweep_table as embedding_sweep_table  # noqa: E402
@@ -74,6 +75,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "embedding_student.sweep_table": embedding_sweep_table,
     "reliability.readme_table": reliability_sweep.readme_table,
     "stance_targets.table": stance_targets.table,
+    "teacher_candidates.readme_table": teacher_candidates.readme_table,
     "tfidf_baseline.table": tfidf_baseline.table,
 }
 

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -279,3 +280,29 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (median kept)")
     p.add_argument("--no-json", action="store_true", help="print only; do not write results/")
     return p
+
+
+# -- a competitor in a process of its own -------------------------------------------------
+def worker_options(p: argparse.ArgumentParser) -> None:
+    """The hidden options by which a benchmark runs one competitor in a process of its own."""
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+
+
+def run_worker(script: str, name: str, data: Path, extra: Sequence[str] = (),
+               env: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """Run ``script --worker name --data data [extra]`` and read its answer, ``data/name.json``
+    (see :func:`answer_worker`); a worker that fails is reported as skipped (None)."""
+    command = [sys.executable, script, "--worker", name, "--data", str(data), *extra]
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        print(f"  {name}: skipped ({last})", flush=True)
+        return None
+    return dict(json.loads((data / f"{name}.json").read_text()))
+
+
+def answer_worker(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """What a worker process hands back to :func:`run_worker`."""
+    (Path(args.data) / f"{args.worker}.json").write_text(json.dumps(result))

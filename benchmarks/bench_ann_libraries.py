@@ -27,10 +27,6 @@ the q/s of the best of those libraries at equal recall and threads.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +37,18 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._harness import RESULTS, SHARED, markdown_table, parser, write_json  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    SHARED,
+    answer_worker,
+    markdown_table,
+    parser,
+    run_worker,
+    worker_options,
+    write_json,
+)
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 K = 10
 QUERIES = 1000
@@ -210,17 +217,9 @@ def worker(name: str, data: Path, repeat: int) -> dict[str, Any]:
             "rows": rows}
 
 
-def run_worker(name: str, data: Path, repeat: int) -> dict[str, Any] | None:
-    command = [sys.executable, __file__, "--worker", name, "--data", str(data),
-               "--repeat", str(repeat)]
-    done = subprocess.run(command, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1",
-                               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        print(f"  {name}: skipped ({last})", flush=True)
-        return None
-    return json.loads((data / f"{name}.json").read_text())
+def run_competitor(name: str, data: Path, repeat: int) -> dict[str, Any] | None:
+    """One competitor in a process of its own, on one thread."""
+    return run_worker(__file__, name, data, ["--repeat", str(repeat)], env=ONE_THREAD)
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -266,7 +265,7 @@ def readme_table(payload: dict[str, Any]) -> str:
     ratios = [f"- ours / exact at recall >= {RECALL}: "
               + _ratio(summary["ours_vs_exact"]) + " a query a call, "
               + _ratio(summary["ours_vs_exact_batch"]) + " all in one call",
-              f"- ours / the best library ({summary['best_library']}): "
+              f"- ours / the best library ({summary['best_library'] or 'none measured'}): "
               + _ratio(summary["ours_vs_best_library"])]
     return table + "\n\n" + "\n".join(ratios)
 
@@ -281,12 +280,10 @@ def main() -> None:
                    "teacher, through its cache)")
     p.add_argument("--size", type=int, default=100_000, help="database vectors")
     p.add_argument("--only", default="", help="comma-separated competitors (default: all)")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
+    worker_options(p)
     args = p.parse_args()
     if args.worker:
-        result = worker(args.worker, Path(args.data), args.repeat)
-        (Path(args.data) / f"{args.worker}.json").write_text(json.dumps(result))
+        answer_worker(args, worker(args.worker, Path(args.data), args.repeat))
         return
     size = 5_000 if args.quick else args.size
     texts = texts_at_hand()
@@ -310,7 +307,7 @@ def main() -> None:
         results = []
         for name in names:
             print(f"  {name} ...", flush=True)
-            found = run_worker(name, data, args.repeat)
+            found = run_competitor(name, data, args.repeat)
             if found is not None:
                 results.append(found)
     payload = {"encoder": args.encoder, "database": len(X), "queries": len(Q),

@@ -30,10 +30,7 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +42,14 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import markdown_table, parser, write_json
+from benchmarks._harness import (
+    answer_worker,
+    markdown_table,
+    parser,
+    run_worker,
+    worker_options,
+    write_json,
+)
 from benchmarks._tweeteval import TASKS, load_task, official_score
 
 CANDIDATES = ("minilm", "paraphrase-l3", "e5-small-q4")
@@ -150,16 +154,6 @@ def ensembles(tasks: dict[str, Any], data: Path, results: list[dict[str, Any]]
     return rows
 
 
-def run_worker(candidate: str, data: Path) -> dict[str, Any] | None:
-    command = [sys.executable, __file__, "--worker", candidate, "--data", str(data)]
-    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        print(f"  {candidate}: skipped ({last})", flush=True)
-        return None
-    return dict(json.loads((data / f"{candidate}.json").read_text()))
-
-
 def readme_table(payload: dict[str, Any]) -> str:
     """One row per candidate: the official score of each task (x100), the average, speed."""
     base = next((r["texts_per_s"] for r in payload["results"] if r["candidate"] == "minilm"),
@@ -185,14 +179,12 @@ def main() -> None:
     p.add_argument("--max-val", type=int, default=1000, help="validation tweets per task")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws")
     p.add_argument("--only", default="", help="comma-separated candidates (default: all)")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
+    worker_options(p)
     args = p.parse_args()
     if args.quick:
         args.max_train, args.max_val = 100, 50
     if args.worker:
-        result = worker(args.worker, Path(args.data))
-        (Path(args.data) / f"{args.worker}.json").write_text(json.dumps(result))
+        answer_worker(args, worker(args.worker, Path(args.data)))
         return
     tasks = prepare_tasks(args.max_train, args.max_val, args.seed)
     names = [n for n in CANDIDATES if not args.only or n in args.only.split(",")]
@@ -202,7 +194,7 @@ def main() -> None:
         (data / "tasks.json").write_text(json.dumps(tasks))
         for name in names:
             print(f"  {name} ...", flush=True)
-            found = run_worker(name, data)
+            found = run_worker(__file__, name, data)
             if found is not None:
                 results.append(found)
                 print(f"    average {100 * found['average']:.2f}, "

@@ -44,7 +44,7 @@ def test_exact_and_hnsw_workers_score_recall(data):
 
 def test_a_failing_competitor_is_skipped_not_fatal(data, capsys):
     # (a library that is not installed fails the same way, in its own process)
-    assert bench.run_worker("nothing", data, repeat=1) is None
+    assert bench.run_competitor("nothing", data, repeat=1) is None
     assert "nothing: skipped (unknown competitor 'nothing'; known: exact," in \
         capsys.readouterr().out
 

@@ -60,15 +60,24 @@ def _rounded(value: Any, digits: int = 3) -> Any:
     return round(value, digits) if isinstance(value, float) else value
 
 
+def _target_cells(row: dict[str, Any], speed: dict[str, Any]) -> list[Any]:
+    """The student's, the peer's and the teacher's cells of a target row; speeds as whole
+    texts/s with the ratio to the teacher that the target reads."""
+    names = ("student", "model2vec", "teacher")
+    if not row["measure"].startswith("encoding speed"):
+        return [_rounded(row[name]) for name in names]
+    return [f"{row[name]:,.0f}" + (f" ({speed[name]['x_teacher']:.0f}x)" if name != "teacher"
+                                   else "") for name in names]
+
+
 def readme_tables(payload: dict[str, Any]) -> str:
     """The tables as the docs quote them: the targets, (a) recall@10, (b) Lee, (c) known-item
     search, (d) speed and size, (e) the index build; built from the JSON this script writes."""
     speed, build = payload["speed"], payload["index_build"]
     return "\n\n".join([
         markdown_table(["measure", "student", "model2vec", "teacher", "target", "met"],
-                       [[r["measure"], _rounded(r["student"]), _rounded(r["model2vec"]),
-                         _rounded(r["teacher"]), r["target"], "yes" if r["met"] else "no"]
-                        for r in payload["targets"]]),
+                       [[r["measure"], *_target_cells(r, speed), r["target"],
+                         "yes" if r["met"] else "no"] for r in payload["targets"]]),
         markdown_table(["encoder", "recall@10"],
                        [[r["encoder"], round(r["recall_at_10"], 3)]
                         for r in payload["recall_at_10"]]),

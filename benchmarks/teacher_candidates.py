@@ -42,14 +42,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import (
-    answer_worker,
-    markdown_table,
-    parser,
-    run_worker,
-    worker_options,
-    write_json,
-)
+from benchmarks import _harness as h
 from benchmarks._tweeteval import TASKS, load_task, official_score
 
 CANDIDATES = ("minilm", "paraphrase-l3", "e5-small-q4")
@@ -163,28 +156,28 @@ def readme_table(payload: dict[str, Any]) -> str:
         ratio = f"{r['texts_per_s'] / base:.2f}x" if base else "n/a"
         rows.append([r["candidate"], r["dim"], *[f"{100 * r['scores'][t]:.2f}" for t in TASKS],
                      f"{100 * r['average']:.2f}", f"{r['texts_per_s']:,.0f}", ratio])
-    table = markdown_table(["candidate", "dim", *TASKS, "average", "texts/s", "x minilm"], rows)
+    table = h.markdown_table(["candidate", "dim", *TASKS, "average", "texts/s", "x minilm"], rows)
     if not payload.get("ensembles"):
         return table
     rows = [[e["ensemble"], *[f"{100 * e['scores'][t]:.2f}" for t in TASKS],
              f"{100 * e['average']:.2f}", f"{e['teacher_ms_per_text']:.1f}"]
             for e in payload["ensembles"]]
-    return table + "\n\n" + markdown_table(
+    return table + "\n\n" + h.markdown_table(
         ["ensemble (+ word-lr, char-lr)", *TASKS, "average", "teacher ms/text"], rows)
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
+    p = h.parser(__doc__.splitlines()[0])
     p.add_argument("--max-train", type=int, default=2000, help="training tweets per task")
     p.add_argument("--max-val", type=int, default=1000, help="validation tweets per task")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws")
     p.add_argument("--only", default="", help="comma-separated candidates (default: all)")
-    worker_options(p)
+    h.worker_options(p)
     args = p.parse_args()
     if args.quick:
         args.max_train, args.max_val = 100, 50
     if args.worker:
-        answer_worker(args, worker(args.worker, Path(args.data)))
+        h.answer_worker(args, worker(args.worker, Path(args.data)))
         return
     tasks = prepare_tasks(args.max_train, args.max_val, args.seed)
     names = [n for n in CANDIDATES if not args.only or n in args.only.split(",")]
@@ -194,7 +187,7 @@ def main() -> None:
         (data / "tasks.json").write_text(json.dumps(tasks))
         for name in names:
             print(f"  {name} ...", flush=True)
-            found = run_worker(__file__, name, data)
+            found = h.run_worker(__file__, name, data)
             if found is not None:
                 results.append(found)
                 print(f"    average {100 * found['average']:.2f}, "
@@ -207,7 +200,7 @@ def main() -> None:
                "ensembles": combined}
     print(readme_table(payload))
     if not args.no_json:
-        write_json("teacher_candidates" + ("_quick" if args.quick else ""), payload)
+        h.write_json("teacher_candidates" + ("_quick" if args.quick else ""), payload)
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ from tests.conftest import shared_file
 
 def test_an_unknown_or_missing_candidate_is_skipped_not_fatal(tmp_path, capsys):
     (tmp_path / "tasks.json").write_text("{}")
-    assert bench.run_worker(bench.__file__, "no-such-model", tmp_path) is None
+    assert bench.h.run_worker(bench.__file__, "no-such-model", tmp_path) is None
     assert "no-such-model: skipped" in capsys.readouterr().out
 
 

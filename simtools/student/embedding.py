@@ -28,12 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FormatError
-from ..folders import save_folder
 from ..persistence import member, read_json, save_arrays, write_json
 from .featurizer import HashingFeaturizer, page_mask
-from .kinds import EMBEDDING_TYPE, as_texts, check_pages, open_model, read_model_files
-from .quantize import quantize_rows
+from .kinds import EMBEDDING_TYPE, ModelFolder, as_texts, bundled_model, check_pages
+from .quantize import dequantize_rows, quantize_rows
 from .wordpiece import WordPiece
 
 __all__ = ["MODEL_TYPE", "EmbeddingStudent", "default_embedding_path"]
@@ -50,16 +48,21 @@ _ALNUM = re.compile(r"[A-Za-z0-9]")
 
 def default_embedding_path() -> Path:
     """The bundled English embedding model (``simtools/models/minilm-static``)."""
-    return Path(__file__).resolve().parents[1] / "models" / "minilm-static"
+    return bundled_model("minilm-static")
 
 
-class EmbeddingStudent:
+class EmbeddingStudent(ModelFolder):
     """Texts -> float32 ``(n, dim)`` vectors that stand in for the teacher's.
 
     ``vectors`` float32 ``(len(vocab), dim)`` (or int8 with ``scale`` ``(len(vocab),)``);
     ``known_pages``: the 256-code-point pages of the training texts' letters and digits (None:
     no script check).
     """
+
+    model_type = MODEL_TYPE
+    format_versions = (FORMAT_VERSION,)
+    bundled = "minilm-static"
+    description = "embedding model"
 
     def __init__(self, vocab: Sequence[str], vectors: np.ndarray, *,
                  scale: np.ndarray | None = None, max_tokens: int | None = None,
@@ -102,9 +105,7 @@ class EmbeddingStudent:
 
     def dense_vectors(self) -> np.ndarray:
         """The table as C-contiguous float32 (dequantised if int8)."""
-        if self.scale is None:
-            return np.ascontiguousarray(self.vectors, dtype=np.float32)
-        return np.ascontiguousarray(self.vectors.astype(np.float32) * self.scale[:, None])
+        return dequantize_rows(self.vectors, self.scale)
 
     def quantize(self) -> EmbeddingStudent:
         """A copy with int8 vectors (one float32 scale per row): a quarter of the size."""
@@ -182,12 +183,6 @@ class EmbeddingStudent:
         return self.embed_known(texts, normalize=normalize, check_scripts=check_scripts)[0]
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Write the model folder as a new version; returns the path."""
-        with save_folder(path, kind="model", force=force) as tmp:
-            self.save_into(tmp)
-        return Path(path)
-
     def save_into(self, folder: Path) -> None:
         config = {**self.config, "kind": "model", "format_version": FORMAT_VERSION,
                   "type": MODEL_TYPE, "dim": self.dim, "vocab_size": len(self.vocab),
@@ -202,24 +197,13 @@ class EmbeddingStudent:
         write_json(folder / HISTORY_NAME, self.history)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> EmbeddingStudent:
-        """Read a model folder (default: the bundled English model)."""
-        return open_model(path, default_embedding_path(), cls._load_files)
-
-    @classmethod
-    def _load_files(cls, path: Path) -> EmbeddingStudent:
-        config, arrays, history = read_model_files(path, EMBEDDING_TYPE,
-                                                   versions=(FORMAT_VERSION,))
+    def _from_files(cls, path: Path, config: dict[str, Any], arrays: dict[str, np.ndarray],
+                    history: list[Any]) -> EmbeddingStudent:
         vocab = read_json(member(path, VOCAB_NAME))
-        try:
-            _check_state(config, arrays, vocab)
-            return cls(vocab, arrays["token_vectors"], scale=arrays.get("token_scale"),
-                       max_tokens=config["tokenizer"].get("max_tokens"),
-                       known_pages=config.get("known_pages"), config=config, history=history)
-        except (KeyError, TypeError, ValueError) as e:
-            raise FormatError(f"{path} has an inconsistent embedding model config or weights "
-                              f"({e}); re-train or re-save it") from e
-
+        _check_state(config, arrays, vocab)
+        return cls(vocab, arrays["token_vectors"], scale=arrays.get("token_scale"),
+                   max_tokens=config["tokenizer"].get("max_tokens"),
+                   known_pages=config.get("known_pages"), config=config, history=history)
 
 def _check_state(config: dict[str, Any], arrays: dict[str, np.ndarray], vocab: Any) -> None:
     if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):

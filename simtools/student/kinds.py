@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 
@@ -97,3 +97,63 @@ def as_texts(texts: Any) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is a {type(text).__name__}, expected str")
     return out
+
+
+def bundled_model(name: str) -> Path:
+    """The folder of a model shipped inside the package (``simtools/models/<name>``)."""
+    return Path(__file__).resolve().parents[1] / "models" / name
+
+
+class ModelFolder:
+    """Saving and loading of a model that is a folder of versions (``config.json``, weights,
+    history), around each class's own files.
+
+    A class sets ``model_type``, ``format_versions``, ``description`` (for errors) and
+    ``bundled`` (its folder under ``simtools/models``), and defines ``save_into(folder)`` and
+    ``_from_files(path, config, arrays, history)``.
+    """
+
+    bundled: ClassVar[str]
+    model_type: ClassVar[str]
+    format_versions: ClassVar[tuple[int, ...]]
+    description: ClassVar[str]
+
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the model folder as a new version; returns the path.
+
+        ``path`` must be new, empty or a model folder (``force``: see
+        :func:`simtools.folders.check_output`).
+        """
+        from ..folders import save_folder
+
+        with save_folder(path, kind="model", force=force) as tmp:
+            self.save_into(tmp)
+        return Path(path)
+
+    def save_into(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def default_path(cls) -> Path:
+        """The bundled model of this kind."""
+        return bundled_model(cls.bundled)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> Self:
+        """Read a model folder (None: the bundled model of this kind, ``default_path()``)."""
+        return open_model(path, cls.default_path(), cls._load_files)
+
+    @classmethod
+    def _load_files(cls, path: Path) -> Self:
+        config, arrays, history = read_model_files(path, cls.model_type,
+                                                   versions=cls.format_versions)
+        try:
+            return cls._from_files(path, config, arrays, history)
+        except (KeyError, TypeError, ValueError) as e:
+            raise FormatError(f"{path} has an inconsistent {cls.description} config or weights "
+                              f"({e}); re-train or re-save it") from e
+
+    @classmethod
+    def _from_files(cls, path: Path, config: dict[str, Any], arrays: dict[str, np.ndarray],
+                    history: list[Any]) -> Self:
+        raise NotImplementedError

@@ -22,14 +22,13 @@ from typing import Any
 import numpy as np
 
 from .._math import softmax
-from ..folders import save_folder
 from ..persistence import (
-    FormatError,
     save_arrays,
     write_json,
 )
 from .featurizer import Features, HashingFeaturizer, page_mask
-from .kinds import CLASSIFIER_TYPE, as_texts, open_model, read_model_files
+from .kinds import CLASSIFIER_TYPE, ModelFolder, as_texts, bundled_model
+from .quantize import dequantize_rows
 from .state import check_state
 
 __all__ = ["StudentClassifier", "default_model_path"]
@@ -51,16 +50,21 @@ _GATHER_MAX_FLOATS = 1 << 20
 
 def default_model_path() -> Path:
     """The bundled BBC News student (``simtools/models/bbc-news``)."""
-    return Path(__file__).resolve().parents[1] / "models" / "bbc-news"
+    return bundled_model("bbc-news")
 
 
-class StudentClassifier:
+class StudentClassifier(ModelFolder):
     """A trained student: ``predict_proba`` for labels, ``embed`` for compact vectors.
 
     ``embeddings`` float32 ``(buckets, dim)`` (or int8 with ``scale`` ``(buckets,)``),
     ``head_weight`` ``(dim, classes)``, ``head_bias`` ``(classes,)``; optional ``proj_weight``
     ``(dim, out_dim)`` and ``proj_bias`` map the pooled vector into the output embedding space.
     """
+
+    model_type = CLASSIFIER_TYPE
+    format_versions = (FORMAT_VERSION,)
+    bundled = "bbc-news"
+    description = "student"
 
     def __init__(self, featurizer: HashingFeaturizer, labels: Sequence[str], *,
                  embeddings: np.ndarray, head_weight: np.ndarray, head_bias: np.ndarray,
@@ -106,9 +110,7 @@ class StudentClassifier:
 
     def dense_embeddings(self) -> np.ndarray:
         """The embedding table as float32 ``(buckets, dim)`` (dequantised if int8)."""
-        if self.scale is None:
-            return np.asarray(self.embeddings, dtype=np.float32)
-        return self.embeddings.astype(np.float32) * self.scale[:, None]
+        return dequantize_rows(self.embeddings, self.scale)
 
     def _table(self) -> np.ndarray:
         if self._logit_table is None:
@@ -303,16 +305,6 @@ class StudentClassifier:
         out.update(self.extra)
         return out
 
-    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Write the model folder as a new version; returns the path.
-
-        ``path`` must be new, empty or a model folder (``force``: see
-        :func:`simtools.folders.check_output`).
-        """
-        with save_folder(path, kind="model", force=force) as tmp:
-            self.save_into(tmp)
-        return Path(path)
-
     def save_into(self, folder: Path) -> None:
         """Write the model's files into an existing folder (a version being saved, or the
         ``model/`` folder of a student encoder: the one format of a student)."""
@@ -325,19 +317,9 @@ class StudentClassifier:
         write_json(folder / HISTORY_NAME, self.history)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> StudentClassifier:
-        """Read a model folder (default: the bundled BBC News model)."""
-        return open_model(path, default_model_path(), cls._load_files)
-
-    @classmethod
-    def _load_files(cls, path: Path) -> StudentClassifier:
-        config, arrays, history = read_model_files(path, CLASSIFIER_TYPE,
-                                                   versions=(FORMAT_VERSION,))
-        try:
-            return cls.from_state(config, arrays, history=history)
-        except (KeyError, TypeError, ValueError) as e:
-            raise FormatError(f"{path} has an inconsistent student config or weights ({e}); "
-                              "re-train or re-save it") from e
+    def _from_files(cls, path: Path, config: dict[str, Any], arrays: dict[str, np.ndarray],
+                    history: list[Any]) -> StudentClassifier:
+        return cls.from_state(config, arrays, history=history)
 
     @classmethod
     def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray], *,

@@ -14,3 +14,11 @@ def quantize_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
     q = np.clip(np.rint(table / scale[:, None]), -127, 127).astype(np.int8)
     return q, scale
+
+
+def dequantize_rows(table: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """The table as C-contiguous float32: ``table`` itself when ``scale`` is None, else the
+    int8 rows times their scales (the inverse of :func:`quantize_rows`, up to rounding)."""
+    if scale is None:
+        return np.ascontiguousarray(table, dtype=np.float32)
+    return np.ascontiguousarray(table.astype(np.float32) * scale[:, None])
